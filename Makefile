@@ -1,0 +1,62 @@
+# Chorus: `make run` serves configs/local.yaml, `make test` runs every test.
+# Everything slow is cached under $(CHORUS_CACHE) by `make deps`.
+
+SHELL := bash
+.DEFAULT_GOAL := help
+
+CHORUS_CACHE ?= $(HOME)/.cache/chorus
+export CHORUS_CACHE
+TOKENIZERS_DIR := $(CHORUS_CACHE)/tokenizers-v1.22.1
+# cgo finds libtokenizers.a here; the binary finds ONNX Runtime through
+# CHORUS_ORT_LIB (or its --ort-lib flag).
+export CGO_LDFLAGS := -L$(TOKENIZERS_DIR)
+export CHORUS_ORT_LIB ?= $(CHORUS_CACHE)/onnxruntime-1.29.0/libonnxruntime.so.1
+
+HTTP_PORT ?= 8080
+CONFIG ?= configs/local.yaml
+GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+PY_VENV := $(CHORUS_CACHE)/venv-kserve-client
+FIXTURES_VENV := $(CHORUS_CACHE)/venv-fixtures
+
+.PHONY: help deps build run test test-go test-python fixtures lint
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+deps: ## install ONNX Runtime, libtokenizers and redis-server (cached)
+	@echo "==> deps: checking the cache in $(CHORUS_CACHE)"
+	@bash scripts/deps.sh
+
+build: deps ## build bin/chorus
+	@echo "==> build: bin/chorus"
+	@go build -o bin/chorus ./cmd/chorus
+
+run: build ## serve configs/local.yaml on HTTP_PORT (default 8080)
+	@echo "==> run: chorus serve --config $(CONFIG) --http_port $(HTTP_PORT)"
+	@./bin/chorus serve --config $(CONFIG) --http_port $(HTTP_PORT)
+
+test: deps test-go test-python ## run every test (Go with -race, e2e, the kserve SDK client)
+
+test-go:
+	@echo "==> test: go test $(GO_TEST_FLAGS) ./..."
+	@go test $(GO_TEST_FLAGS) ./...
+
+test-python: build
+	@echo "==> test: kserve SDK client against bin/chorus ($(PY_VENV))"
+	@bash scripts/pyclient/run.sh $(PY_VENV)
+
+fixtures: deps ## regenerate testdata/ (test models, references, Python float table)
+	@echo "==> fixtures: venv $(FIXTURES_VENV) from scripts/fixtures/requirements.txt"
+	@test -x $(FIXTURES_VENV)/bin/python || python3 -m venv $(FIXTURES_VENV)
+	@$(FIXTURES_VENV)/bin/pip install -q -r scripts/fixtures/requirements.txt
+	@echo "==> fixtures: testdata/models"
+	@$(FIXTURES_VENV)/bin/python scripts/fixtures/make_fixtures.py \
+		--tokenizer $(TOKENIZERS_DIR)/bert-base-uncased.json --out testdata/models
+	@echo "==> fixtures: testdata/pyrepr.json"
+	@python3 scripts/fixtures/make_pyrepr_table.py testdata/pyrepr.json
+
+lint: ## gofmt, go vet
+	@echo "==> lint: gofmt"
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@echo "==> lint: go vet"
+	@go vet ./...

@@ -1,0 +1,163 @@
+package backendtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+
+	"github.com/chorusml/chorus/protocol"
+)
+
+// Tolerances. The reference is PyTorch fp32; ONNX Runtime fp32 on the same
+// graph agrees to ~1e-6 on these tiny models, so 1e-4 catches any wrong
+// token, mask or padding while allowing kernel differences.
+const (
+	RefTolerance   = 1e-4
+	BatchTolerance = 1e-5
+)
+
+// Run checks p against the contract of protocol.Predictor, using ref (the
+// reference of the model p serves).
+func Run(t *testing.T, p protocol.Predictor, ref Reference) {
+	t.Helper()
+	meta := p.Metadata()
+	k := len(meta.Labels)
+	texts := ref.TextList()
+
+	t.Run("Metadata", func(t *testing.T) {
+		if k == 0 {
+			t.Fatal("no labels")
+		}
+		if k != len(ref.Texts[0].Logits) {
+			t.Fatalf("%d labels, reference has %d logits", k, len(ref.Texts[0].Logits))
+		}
+		if meta.Fingerprint == "" {
+			t.Error("empty fingerprint")
+		}
+	})
+
+	t.Run("BatchMatchesReference", func(t *testing.T) {
+		got, err := p.Predict(context.Background(), texts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := protocol.CheckShape(got, len(texts), k); err != nil {
+			t.Fatal(err)
+		}
+		for i, rt := range ref.Texts {
+			if d := MaxAbsDiff(got[i], rt.Logits); d > RefTolerance {
+				t.Errorf("text %d %q: logits %v, reference %v (max diff %.2g)", i, clip(rt.Text), got[i], rt.Logits, d)
+			}
+		}
+	})
+
+	t.Run("BatchEqualsOneAtATime", func(t *testing.T) {
+		batch, err := p.Predict(context.Background(), texts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, text := range texts {
+			one, err := p.Predict(context.Background(), []string{text})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := protocol.CheckShape(one, 1, k); err != nil {
+				t.Fatal(err)
+			}
+			if d := MaxAbsDiff(batch[i], f64(one[0])); d > BatchTolerance {
+				t.Errorf("text %d: batched %v, alone %v", i, batch[i], one[0])
+			}
+		}
+	})
+
+	t.Run("EmptyBatch", func(t *testing.T) {
+		got, err := p.Predict(context.Background(), nil)
+		if err != nil {
+			t.Fatalf("empty batch: %v", err)
+		}
+		if len(got) != 0 {
+			t.Fatalf("empty batch gave %d rows", len(got))
+		}
+	})
+
+	t.Run("DuplicateTexts", func(t *testing.T) {
+		got, err := p.Predict(context.Background(), []string{texts[0], texts[1], texts[0]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := MaxAbsDiff(got[0], f64(got[2])); d > BatchTolerance {
+			t.Errorf("same text, different logits: %v vs %v", got[0], got[2])
+		}
+	})
+
+	t.Run("Cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := p.Predict(ctx, texts)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled context: err = %v, want one wrapping context.Canceled", err)
+		}
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		const callers = 32
+		var wg sync.WaitGroup
+		errs := make(chan error, callers)
+		for c := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Each caller sends a different slice of texts so that
+				// batches of different shapes run at the same time.
+				lo := c % len(texts)
+				hi := min(len(texts), lo+1+c%4)
+				got, err := p.Predict(context.Background(), texts[lo:hi])
+				if err != nil {
+					errs <- err
+					return
+				}
+				for i := range got {
+					if d := MaxAbsDiff(got[i], ref.Texts[lo+i].Logits); d > RefTolerance {
+						errs <- fmt.Errorf("caller %d text %d: diff %.2g", c, lo+i, d)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+}
+
+// MaxAbsDiff is the largest |got[i] - want[i]|; +Inf if lengths differ.
+func MaxAbsDiff(got []float32, want []float64) float64 {
+	if len(got) != len(want) {
+		return math.Inf(1)
+	}
+	d := 0.0
+	for i := range got {
+		d = max(d, math.Abs(float64(got[i])-want[i]))
+	}
+	return d
+}
+
+func f64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}

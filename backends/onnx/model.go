@@ -1,0 +1,318 @@
+package onnx
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/daulet/tokenizers"
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/chorusml/chorus/protocol"
+)
+
+// Options tune how a model folder is served. The zero value is valid.
+type Options struct {
+	// MaxLength truncates texts to this many tokens, special tokens
+	// included. Default (0): the model's max_position_embeddings.
+	MaxLength int
+	// IntraOpThreads is ONNX Runtime's intra-op thread count. Default (0):
+	// ONNX Runtime's choice, one per core.
+	IntraOpThreads int
+}
+
+// Model serves one model folder. It is safe for concurrent use: ONNX
+// Runtime sessions and HF tokenizers both allow concurrent calls.
+type Model struct {
+	session    *ort.DynamicAdvancedSession
+	tok        *tokenizers.Tokenizer
+	inputNames []string
+	withTypes  bool
+	padID      int64
+	meta       protocol.ModelMetadata
+
+	// mu guards closed: Predict holds it shared so Close waits for
+	// in-flight runs instead of freeing a session under them.
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ protocol.Predictor = (*Model)(nil)
+
+// graph inputs Chorus knows how to feed.
+const (
+	inputIDs      = "input_ids"
+	attentionMask = "attention_mask"
+	tokenTypeIDs  = "token_type_ids"
+)
+
+// Open loads the model folder at dir.
+func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
+	f, err := readFolder(dir)
+	if err != nil {
+		return nil, err
+	}
+	maxLen := f.maxPositions
+	if opts.MaxLength > 0 {
+		if f.maxPositions > 0 && opts.MaxLength > f.maxPositions {
+			return nil, fmt.Errorf("max_length %d exceeds the model's max_position_embeddings %d", opts.MaxLength, f.maxPositions)
+		}
+		maxLen = opts.MaxLength
+	}
+	if maxLen <= 0 {
+		return nil, fmt.Errorf("%s: config.json has no max_position_embeddings; set max_length", dir)
+	}
+
+	inputs, outputs, err := ort.GetInputOutputInfo(f.graphPath)
+	if err != nil {
+		return nil, fmt.Errorf("read graph %s: %w", f.graphPath, err)
+	}
+	m := &Model{padID: f.padID}
+	for _, in := range inputs {
+		switch in.Name {
+		case inputIDs, attentionMask:
+		case tokenTypeIDs:
+			m.withTypes = true
+		default:
+			return nil, fmt.Errorf("graph %s takes input %q, which Chorus cannot feed (known: %s, %s, %s)", f.graphPath, in.Name, inputIDs, attentionMask, tokenTypeIDs)
+		}
+		m.inputNames = append(m.inputNames, in.Name)
+	}
+	if !slices.Contains(m.inputNames, inputIDs) {
+		return nil, fmt.Errorf("graph %s has no %s input", f.graphPath, inputIDs)
+	}
+	outName := ""
+	for _, o := range outputs {
+		if o.Name == "logits" {
+			outName = o.Name
+		}
+	}
+	if outName == "" && len(outputs) > 0 {
+		outName = outputs[0].Name
+	}
+	if outName == "" {
+		return nil, fmt.Errorf("graph %s has no outputs", f.graphPath)
+	}
+
+	tok, err := tokenizers.FromBytesWithTruncation(f.tokenizerJSON, uint32(maxLen), tokenizers.TruncationDirectionRight)
+	if err != nil {
+		return nil, fmt.Errorf("load tokenizer from %s: %w", dir, err)
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		tok.Close()
+		return nil, fmt.Errorf("session options: %w", err)
+	}
+	defer so.Destroy()
+	if opts.IntraOpThreads > 0 {
+		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
+			tok.Close()
+			return nil, fmt.Errorf("set intra-op threads: %w", err)
+		}
+	}
+	sess, err := ort.NewDynamicAdvancedSession(f.graphPath, m.inputNames, []string{outName}, so)
+	if err != nil {
+		tok.Close()
+		return nil, fmt.Errorf("create session for %s: %w", f.graphPath, err)
+	}
+	fp, err := fingerprint(f, maxLen)
+	if err != nil {
+		sess.Destroy()
+		tok.Close()
+		return nil, err
+	}
+	m.session, m.tok = sess, tok
+	m.meta = protocol.ModelMetadata{
+		Labels:      f.labels,
+		MaxLength:   maxLen,
+		Fingerprint: fp,
+		Platform:    "onnxruntime_onnx",
+	}
+	return m, nil
+}
+
+// fingerprint hashes what decides the logits: the graph bytes and the
+// tokenizer with its truncation length.
+func fingerprint(f *folder, maxLen int) (string, error) {
+	g, err := os.Open(f.graphPath)
+	if err != nil {
+		return "", fmt.Errorf("fingerprint graph: %w", err)
+	}
+	defer g.Close()
+	gh := sha256.New()
+	if _, err := io.Copy(gh, g); err != nil {
+		return "", fmt.Errorf("fingerprint graph: %w", err)
+	}
+	th := sha256.Sum256(f.tokenizerJSON)
+	h := sha256.New()
+	fmt.Fprintf(h, "graph=%x\ntokenizer=%x\nmax_length=%d\n", gh.Sum(nil), th, maxLen)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Metadata describes the served model.
+func (m *Model) Metadata() protocol.ModelMetadata { return m.meta }
+
+// Tokenize returns the token ids the model is fed for text, after
+// truncation, before padding.
+func (m *Model) Tokenize(text string) ([]int64, error) {
+	enc, err := m.encode(text)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(enc.IDs))
+	for i, id := range enc.IDs {
+		ids[i] = int64(id)
+	}
+	return ids, nil
+}
+
+func (m *Model) encode(text string) (tokenizers.Encoding, error) {
+	// The tokenizer takes C strings, which end at NUL. BERT-family
+	// normalisers drop NUL anyway (clean_text), so removing it first gives
+	// the same ids instead of silently cutting the text short.
+	text = strings.ReplaceAll(text, "\x00", "")
+	opts := []tokenizers.EncodeOption{tokenizers.WithReturnAttentionMask()}
+	if m.withTypes {
+		opts = append(opts, tokenizers.WithReturnTypeIDs())
+	}
+	enc := m.tok.EncodeWithOptions(text, true, opts...)
+	if len(enc.IDs) == 0 {
+		return enc, fmt.Errorf("tokenizer produced no tokens for a %d-byte text: %w", len(text), protocol.ErrInvalidInput)
+	}
+	return enc, nil
+}
+
+// Predict implements protocol.Predictor: it tokenizes the batch, pads it to
+// its longest text and runs the graph once.
+func (m *Model) Predict(ctx context.Context, texts []string) (protocol.Logits, error) {
+	if len(texts) == 0 {
+		return protocol.Logits{}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("predict: %w", err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, fmt.Errorf("predict: model closed: %w", protocol.ErrUnavailable)
+	}
+
+	encs := make([]tokenizers.Encoding, len(texts))
+	seqLen := 0
+	for i, t := range texts {
+		enc, err := m.encode(t)
+		if err != nil {
+			return nil, fmt.Errorf("text %d: %w", i, err)
+		}
+		encs[i] = enc
+		seqLen = max(seqLen, len(enc.IDs))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("predict: %w", err)
+	}
+
+	inputs, err := m.tensors(encs, seqLen)
+	defer func() {
+		for _, v := range inputs {
+			v.Destroy()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	return m.run(ctx, inputs, len(texts))
+}
+
+// tensors builds the graph inputs, in the order the session was created
+// with, padding every row to seqLen.
+func (m *Model) tensors(encs []tokenizers.Encoding, seqLen int) ([]ort.Value, error) {
+	n := len(encs)
+	shape := ort.NewShape(int64(n), int64(seqLen))
+	ids := make([]int64, n*seqLen)
+	mask := make([]int64, n*seqLen)
+	var types []int64
+	if m.withTypes {
+		types = make([]int64, n*seqLen)
+	}
+	for i, e := range encs {
+		row := i * seqLen
+		for j := range seqLen {
+			if j < len(e.IDs) {
+				ids[row+j] = int64(e.IDs[j])
+				mask[row+j] = int64(e.AttentionMask[j])
+				if types != nil && j < len(e.TypeIDs) {
+					types[row+j] = int64(e.TypeIDs[j])
+				}
+			} else {
+				ids[row+j] = m.padID
+			}
+		}
+	}
+	data := map[string][]int64{inputIDs: ids, attentionMask: mask, tokenTypeIDs: types}
+	vals := make([]ort.Value, 0, len(m.inputNames))
+	for _, name := range m.inputNames {
+		t, err := ort.NewTensor(shape, data[name])
+		if err != nil {
+			return vals, fmt.Errorf("build %s tensor: %w", name, err)
+		}
+		vals = append(vals, t)
+	}
+	return vals, nil
+}
+
+// run executes the graph; cancelling ctx terminates the run in ONNX Runtime.
+func (m *Model) run(ctx context.Context, inputs []ort.Value, n int) (protocol.Logits, error) {
+	ro, err := ort.NewRunOptions()
+	if err != nil {
+		return nil, fmt.Errorf("run options: %w", err)
+	}
+	defer ro.Destroy()
+	stop := context.AfterFunc(ctx, func() { _ = ro.Terminate() })
+	defer stop()
+
+	outputs := []ort.Value{nil} // nil: ONNX Runtime allocates the output
+	if err := m.session.RunWithOptions(inputs, outputs, ro); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("onnxruntime run: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("onnxruntime run: %w", err)
+	}
+	defer outputs[0].Destroy()
+	out, ok := outputs[0].(*ort.Tensor[float32])
+	if !ok {
+		return nil, fmt.Errorf("graph output is %T, want a float32 tensor", outputs[0])
+	}
+	shape := out.GetShape()
+	k := len(m.meta.Labels)
+	if len(shape) != 2 || shape[0] != int64(n) || shape[1] != int64(k) {
+		return nil, fmt.Errorf("graph output has shape %v, want [%d %d]", shape, n, k)
+	}
+	data := out.GetData()
+	logits := make(protocol.Logits, n)
+	for i := range logits {
+		logits[i] = slices.Clone(data[i*k : (i+1)*k])
+	}
+	return logits, nil
+}
+
+// Close waits for in-flight predictions, then frees the session and
+// tokenizer. It is safe to call more than once.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	m.tok.Close()
+	if err := m.session.Destroy(); err != nil {
+		return fmt.Errorf("destroy session: %w", err)
+	}
+	return nil
+}

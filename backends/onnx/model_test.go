@@ -1,0 +1,216 @@
+package onnx_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/chorusml/chorus/backends/backendtest"
+	"github.com/chorusml/chorus/backends/onnx"
+	"github.com/chorusml/chorus/protocol"
+)
+
+// rt is the process's one ONNX Runtime environment (ONNX Runtime allows one
+// per process), opened and closed by TestMain.
+var rt *onnx.Runtime
+
+func TestMain(m *testing.M) {
+	var err error
+	rt, err = onnx.NewRuntime(onnx.DefaultLibraryPath())
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	if err := rt.Close(); err != nil {
+		panic(err)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			panic(err)
+		}
+	}
+	os.Exit(code)
+}
+
+const models = "../../testdata/models"
+
+var fixtures = []string{"sst2-tiny-a", "sst2-tiny-b", "sentiment3-tiny", "bert-tiny-tt"}
+
+func open(t *testing.T, name string, opts onnx.Options) *onnx.Model {
+	t.Helper()
+	m, err := rt.Open(filepath.Join(models, name), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return m
+}
+
+func reference(t *testing.T, name string) backendtest.Reference {
+	t.Helper()
+	ref, err := backendtest.LoadReference(filepath.Join(models, name, "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func TestContract(t *testing.T) {
+	for _, name := range fixtures {
+		t.Run(name, func(t *testing.T) {
+			backendtest.Run(t, open(t, name, onnx.Options{IntraOpThreads: 1}), reference(t, name))
+		})
+	}
+}
+
+func TestTokenIDsMatchTransformers(t *testing.T) {
+	for _, name := range fixtures {
+		m := open(t, name, onnx.Options{})
+		for i, rt := range reference(t, name).Texts {
+			got, err := m.Tokenize(rt.Text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, rt.InputIDs) {
+				t.Errorf("%s text %d %q: ids %v, transformers %v", name, i, rt.Text, got, rt.InputIDs)
+			}
+		}
+	}
+}
+
+func TestMetadata(t *testing.T) {
+	m := open(t, "sentiment3-tiny", onnx.Options{})
+	md := m.Metadata()
+	if want := []string{"NEGATIVE", "NEUTRAL", "POSITIVE"}; !slices.Equal(md.Labels, want) {
+		t.Errorf("labels %v, want %v", md.Labels, want)
+	}
+	if md.MaxLength != 512 {
+		t.Errorf("max length %d, want 512 (max_position_embeddings)", md.MaxLength)
+	}
+	other := open(t, "sst2-tiny-a", onnx.Options{})
+	if other.Metadata().Fingerprint == md.Fingerprint {
+		t.Error("two different graphs share a fingerprint")
+	}
+	short := open(t, "sentiment3-tiny", onnx.Options{MaxLength: 16})
+	if short.Metadata().Fingerprint == md.Fingerprint {
+		t.Error("max_length does not change the fingerprint")
+	}
+}
+
+func TestMaxLengthTruncates(t *testing.T) {
+	m := open(t, "sst2-tiny-a", onnx.Options{MaxLength: 8})
+	ids, err := m.Tokenize(strings.Repeat("good movie ", 50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 8 || ids[0] != 101 || ids[7] != 102 {
+		t.Fatalf("ids %v: want 8 tokens framed by [CLS] and [SEP]", ids)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string]struct {
+		dir  string
+		opts onnx.Options
+		want string
+	}{
+		"missing folder":  {filepath.Join(dir, "nope"), onnx.Options{}, "no ONNX graph"},
+		"max length big":  {filepath.Join(models, "sst2-tiny-a"), onnx.Options{MaxLength: 4096}, "exceeds the model's max_position_embeddings 512"},
+		"no config.json": {copyWithout(t, "sst2-tiny-a", "config.json"), onnx.Options{}, "config.json"},
+		"no tokenizer":    {copyWithout(t, "sst2-tiny-a", "tokenizer.json"), onnx.Options{}, "tokenizer"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			m, err := rt.Open(c.dir, c.opts)
+			if err == nil {
+				m.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestGraphAtTopLevel(t *testing.T) {
+	dir := copyWithout(t, "sst2-tiny-a", "")
+	if err := os.Rename(filepath.Join(dir, "onnx", "model.onnx"), filepath.Join(dir, "model.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := rt.Open(dir, onnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	got, err := m.Predict(context.Background(), []string{"Hello, my dog is cute"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := reference(t, "sst2-tiny-a").Texts[0].Logits
+	if d := backendtest.MaxAbsDiff(got[0], want); d > backendtest.RefTolerance {
+		t.Fatalf("logits %v, want %v", got[0], want)
+	}
+}
+
+func TestPredictAfterClose(t *testing.T) {
+	m, err := rt.Open(filepath.Join(models, "sst2-tiny-a"), onnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Predict(context.Background(), []string{"x"}); !errors.Is(err, protocol.ErrUnavailable) {
+		t.Fatalf("predict after close: %v, want ErrUnavailable", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+}
+
+func TestMissingLibrary(t *testing.T) {
+	_, err := onnx.NewRuntime("/nonexistent/libonnxruntime.so.1")
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/libonnxruntime.so.1") || !strings.Contains(err.Error(), "make deps") {
+		t.Fatalf("error %v: want one naming the path and `make deps`", err)
+	}
+}
+
+// copyWithout copies a fixture folder into a temp dir, leaving out skip.
+func copyWithout(t *testing.T, name, skip string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), name)
+	src := filepath.Join(models, name)
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == skip {
+			return nil
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
