@@ -1,0 +1,116 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Every *.bad.yaml must fail with an error containing its expected text,
+// and every file in testdata must be listed here or be a *.good.yaml.
+var badFiles = map[string]string{
+	"unknown-key.bad.yaml":  "models[sst2].replicas[0].modeldir: unknown field (line 6)",
+	"unknown-top.bad.yaml":  "model: unknown field",
+	"duplicate.bad.yaml":    `models[sst2].name: duplicate model name "sst2"`,
+	"no-replicas.bad.yaml":  "models[sst2].replicas: at least one replica is required",
+	"missing-dir.bad.yaml":  "models[sst2].replicas[0].model_dir: ",
+	"bad-type.bad.yaml":     `models[sst2].replicas[0].type: "tensorflow" is not a backend type`,
+	"both-modes.bad.yaml":   "models[sst2]: return_probabilities and disable_postprocess are exclusive",
+	"bad-name.bad.yaml":     `.name: "my model/v1": use letters`,
+	"bad-port.bad.yaml":     "server.http_port: 70000 is not a port",
+	"bad-duration.bad.yaml": `want a duration like "30s"`,
+	"wrong-kind.bad.yaml":   "cannot unmarshal !!str `lots` into int",
+	"empty.bad.yaml":        "config is empty",
+	"no-models.bad.yaml":    "models: at least one model is required",
+	"dup-key.bad.yaml":      `mapping key "name" already defined`,
+}
+
+func TestBadFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.bad.yaml")
+	if len(files) != len(badFiles) {
+		t.Errorf("%d bad files on disk, %d in the table", len(files), len(badFiles))
+	}
+	for _, f := range files {
+		want, ok := badFiles[filepath.Base(f)]
+		if !ok {
+			t.Errorf("%s has no expected error in the table", f)
+			continue
+		}
+		_, err := Load(f)
+		if err == nil {
+			t.Errorf("%s: loaded without error", f)
+			continue
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %q\n  does not contain %q", f, err, want)
+		}
+	}
+}
+
+func TestGoodFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.good.yaml")
+	if len(files) == 0 {
+		t.Fatal("no good files")
+	}
+	for _, f := range files {
+		if _, err := Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestDefaultsAndPaths(t *testing.T) {
+	cfg, err := Load("testdata/minimal.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Server
+	if s.HTTPPort != DefaultHTTPPort || s.Limits.MaxBodyBytes != DefaultMaxBodyBytes ||
+		s.Limits.MaxInstances != DefaultMaxInstances || s.Limits.MaxTextChars != DefaultMaxTextChars ||
+		time.Duration(s.ShutdownGrace) != DefaultShutdownGrace {
+		t.Errorf("defaults not applied: %+v", s)
+	}
+	dir := cfg.Models[0].Replicas[0].ModelDir
+	if !filepath.IsAbs(dir) {
+		t.Errorf("model_dir %q not resolved to an absolute path", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
+		t.Errorf("model_dir resolved to the wrong place: %v", err)
+	}
+
+	full, err := Load("testdata/full.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.Server.HTTPPort != 9000 || time.Duration(full.Server.ShutdownGrace) != 10*time.Second ||
+		full.Server.Limits.MaxInstances != 32 || full.Models[0].Replicas[0].MaxLength != 128 || !full.Models[1].DisablePostprocess {
+		t.Errorf("values not read: %+v", full)
+	}
+}
+
+// Every shipped registry in configs/ must load: examples never rot.
+func TestShippedConfigs(t *testing.T) {
+	files, _ := filepath.Glob("../../configs/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no configs/*.yaml found")
+	}
+	for _, f := range files {
+		if _, err := Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestErrorsAreJoined(t *testing.T) {
+	_, err := Parse([]byte("server: {http_port: -1}\nmodels:\n  - replicas: []\n"), t.TempDir())
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"server.http_port", "models[0].name: required", "models[0].replicas"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
