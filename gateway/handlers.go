@@ -1,0 +1,137 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/chorusml/chorus/protocol"
+)
+
+func (s *Server) v1List(c *gin.Context) {
+	names := []string{}
+	if r := s.models.Load(); r != nil {
+		names = r.Names()
+	}
+	c.JSON(http.StatusOK, gin.H{"models": names})
+}
+
+func (s *Server) v1Ready(c *gin.Context) {
+	m, err := s.model(c)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"name": m.Name, "ready": true})
+}
+
+func (s *Server) v1Predict(c *gin.Context) {
+	name, verb, _ := strings.Cut(c.Param("name"), ":")
+	if verb != "predict" {
+		c.JSON(http.StatusNotFound, protocol.ErrorResponse{Error: "no route POST " + c.Request.URL.Path + ` (want /v1/models/{name}:predict)`})
+		return
+	}
+	c.Params = append(c.Params[:0:0], gin.Param{Key: "name", Value: name})
+	m, err := s.model(c)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	body, err := s.readBody(c)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	req, err := protocol.DecodeV1(body)
+	if err == nil {
+		err = s.checkTexts(req.Instances)
+	}
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	logits, err := m.Predict(c.Request.Context(), req.Instances)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, protocol.V1Response{Predictions: v1Predictions(m.Mode, logits, req.Output)})
+}
+
+func (s *Server) v2ServerMetadata(c *gin.Context) {
+	c.JSON(http.StatusOK, protocol.ServerMetadataResponse{Name: "chorus", Version: s.version, Extensions: []string{}})
+}
+
+func (s *Server) v2ServerReady(c *gin.Context) {
+	if !s.Ready() {
+		c.Header("Retry-After", "1")
+		c.JSON(http.StatusServiceUnavailable, gin.H{"ready": false})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"ready": true})
+}
+
+func (s *Server) v2ModelReady(c *gin.Context) {
+	m, err := s.model(c)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"name": m.Name, "ready": true})
+}
+
+func (s *Server) v2ModelMetadata(c *gin.Context) {
+	m, err := s.model(c)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	meta := m.Metadata()
+	resp := protocol.ModelMetadataResponse{
+		Name:     m.Name,
+		Platform: meta.Platform,
+		Inputs:   []protocol.TensorMetadata{{Name: "input-0", Datatype: protocol.DatatypeBYTES, Shape: []int64{-1}}},
+		Outputs:  outputsMetadata(m.Mode, len(meta.Labels)),
+	}
+	if m.Version != "" {
+		resp.Versions = []string{m.Version}
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) v2Infer(c *gin.Context) {
+	m, err := s.model(c)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	body, err := s.readBody(c)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	req, err := protocol.DecodeV2(body, v2OutputNames)
+	if err == nil {
+		err = s.checkTexts(req.Texts)
+	}
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	logits, err := m.Predict(c.Request.Context(), req.Texts)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	id := req.ID
+	if id == "" {
+		id = uuid.NewString()
+	}
+	resp := protocol.InferResponse{ModelName: m.Name, ID: id, Outputs: v2Outputs(m.Mode, logits, req.Outputs)}
+	if m.Version != "" {
+		resp.ModelVersion = &m.Version
+	}
+	c.JSON(http.StatusOK, resp)
+}

@@ -1,0 +1,157 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/chorusml/chorus/protocol"
+)
+
+// Limits bound one request.
+type Limits struct {
+	MaxBodyBytes int64
+	MaxInstances int
+	MaxTextChars int
+}
+
+// Server serves the V1 and V2 routes over a registry of models.
+type Server struct {
+	log     *slog.Logger
+	limits  Limits
+	version string
+	// models is nil until the models have loaded; swapped whole on reload.
+	models atomic.Pointer[Registry]
+	// ready is the readiness state: false while loading, and again from the
+	// moment shutdown starts. Liveness does not depend on it.
+	ready  atomic.Bool
+	engine *gin.Engine
+}
+
+// NewServer builds the routes. It serves nothing until SetRegistry and
+// SetReady(true) are called; liveness answers from the start.
+func NewServer(log *slog.Logger, limits Limits, version string) *Server {
+	s := &Server{log: log, limits: limits, version: version}
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.Use(s.requestIDAndLog, s.recoverJSON)
+	e.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, protocol.ErrorResponse{Error: fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path)})
+	})
+	e.NoMethod(func(c *gin.Context) {
+		c.JSON(http.StatusMethodNotAllowed, protocol.ErrorResponse{Error: fmt.Sprintf("method %s not allowed on %s", c.Request.Method, c.Request.URL.Path)})
+	})
+
+	// KServe V1.
+	e.GET("/", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "alive"}) })
+	e.GET("/v1/models", s.v1List)
+	e.GET("/v1/models/:name", s.v1Ready)
+	e.POST("/v1/models/:name", s.v1Predict) // ":predict" is part of the segment
+
+	// Open Inference Protocol V2.
+	e.GET("/v2", s.v2ServerMetadata)
+	e.GET("/v2/health/live", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"live": true}) })
+	e.GET("/v2/health/ready", s.v2ServerReady)
+	for _, p := range []string{"/v2/models/:name", "/v2/models/:name/versions/:version"} {
+		e.GET(p, s.v2ModelMetadata)
+		e.GET(p+"/ready", s.v2ModelReady)
+		e.POST(p+"/infer", s.v2Infer)
+	}
+	s.engine = e
+	return s
+}
+
+// Handler is the http.Handler to serve.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// SetRegistry installs the models to serve and returns the previous set.
+func (s *Server) SetRegistry(r *Registry) *Registry { return s.models.Swap(r) }
+
+// SetReady flips readiness.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Ready reports readiness: models loaded and not shutting down.
+func (s *Server) Ready() bool { return s.ready.Load() && s.models.Load() != nil }
+
+// model resolves a served model, or says why it cannot.
+func (s *Server) model(c *gin.Context) (*Model, error) {
+	r := s.models.Load()
+	if r == nil {
+		return nil, fmt.Errorf("%w: models are still loading", protocol.ErrNotReady)
+	}
+	m, err := r.Get(c.Param("name"), c.Param("version"))
+	if err != nil {
+		return nil, err
+	}
+	if !s.ready.Load() {
+		return nil, fmt.Errorf("%w: %q: the server is shutting down", protocol.ErrNotReady, m.Name)
+	}
+	return m, nil
+}
+
+// readBody reads at most MaxBodyBytes.
+func (s *Server) readBody(c *gin.Context) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.limits.MaxBodyBytes))
+	if err != nil {
+		return nil, fmt.Errorf("request body larger than %d bytes: %w", s.limits.MaxBodyBytes, err)
+	}
+	return body, nil
+}
+
+// checkTexts applies the per-request limits.
+func (s *Server) checkTexts(texts []string) error {
+	if len(texts) > s.limits.MaxInstances {
+		return fmt.Errorf("%w: %d texts in one request, the limit is %d", protocol.ErrTooLarge, len(texts), s.limits.MaxInstances)
+	}
+	for i, t := range texts {
+		if n := utf8.RuneCountInString(t); n > s.limits.MaxTextChars {
+			return fmt.Errorf("%w: text %d has %d characters, the limit is %d", protocol.ErrTooLarge, i, n, s.limits.MaxTextChars)
+		}
+	}
+	return nil
+}
+
+const requestIDKey = "chorus.request_id"
+
+// requestIDAndLog tags each request with an id (the caller's X-Request-Id,
+// else a new UUID) and writes one access line, without request content.
+func (s *Server) requestIDAndLog(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if id == "" || len(id) > 128 {
+		id = uuid.NewString()
+	}
+	c.Set(requestIDKey, id)
+	c.Header("X-Request-Id", id)
+	start := time.Now()
+	c.Next()
+	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
+		slog.String(logKeyRequestID, id),
+		slog.String(logKeyMethod, c.Request.Method),
+		slog.String(logKeyPath, c.Request.URL.Path),
+		slog.Int(logKeyStatus, c.Writer.Status()),
+		slog.Duration(logKeyDuration, time.Since(start)))
+}
+
+func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+
+// recoverJSON turns a panic into a logged 500 with the request id: a bug
+// must never take the process down or answer with an empty body.
+func (s *Server) recoverJSON(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.abort(c, fmt.Errorf("panic: %v", p))
+		}
+	}()
+	c.Next()
+}

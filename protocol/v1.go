@@ -1,0 +1,107 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Output names a request may ask for, on V1 (parameters.output) and V2
+// (outputs[].name), beyond KServe's default output-0.
+const (
+	OutputDefault       = "output-0"
+	OutputLabel         = "label"
+	OutputProbabilities = "probabilities"
+	OutputLogits        = "logits"
+)
+
+// V1Request is a decoded KServe V1 predict request.
+type V1Request struct {
+	Instances []string
+	// Output is "" (the model's default) or one of label, probabilities, logits.
+	Output string
+}
+
+type v1Wire struct {
+	Instances  *[]json.RawMessage          `json:"instances"`
+	Inputs     *[]json.RawMessage          `json:"inputs"` // KServe accepts this spelling too
+	Parameters map[string]json.RawMessage `json:"parameters"`
+}
+
+// DecodeV1 parses and checks a V1 body: {"instances": ["text", ...]}. Errors
+// wrap ErrInvalidInput and say what is wrong where.
+func DecodeV1(body []byte) (V1Request, error) {
+	var w v1Wire
+	if err := decodeJSON(body, &w); err != nil {
+		return V1Request{}, err
+	}
+	raw := w.Instances
+	field := "instances"
+	if raw == nil {
+		raw, field = w.Inputs, "inputs"
+	}
+	if raw == nil {
+		return V1Request{}, invalid(`missing "instances": want {"instances": ["text", ...]}`)
+	}
+	if len(*raw) == 0 {
+		return V1Request{}, invalid(`"%s" is empty: send at least one text`, field)
+	}
+	texts := make([]string, len(*raw))
+	for i, r := range *raw {
+		if err := json.Unmarshal(r, &texts[i]); err != nil {
+			return V1Request{}, invalid("%s[%d] is %s, want a string", field, i, jsonKind(r))
+		}
+	}
+	req := V1Request{Instances: texts}
+	if p, ok := w.Parameters["output"]; ok {
+		if err := json.Unmarshal(p, &req.Output); err != nil {
+			return V1Request{}, invalid(`parameters.output is %s, want a string`, jsonKind(p))
+		}
+		switch req.Output {
+		case OutputLabel, OutputProbabilities, OutputLogits:
+		default:
+			return V1Request{}, invalid("parameters.output %q is not one of %s, %s, %s", req.Output, OutputLabel, OutputProbabilities, OutputLogits)
+		}
+	}
+	return req, nil
+}
+
+// V1Response is KServe's V1 predict answer.
+type V1Response struct {
+	Predictions any `json:"predictions"`
+}
+
+func decodeJSON(body []byte, v any) error {
+	if len(body) == 0 {
+		return invalid("empty request body: want a JSON object")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return invalid("malformed JSON: %v", err)
+	}
+	return nil
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidInput, fmt.Sprintf(format, args...))
+}
+
+// jsonKind names the JSON type of r for error messages.
+func jsonKind(r json.RawMessage) string {
+	var v any
+	if json.Unmarshal(r, &v) != nil {
+		return "invalid"
+	}
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	default:
+		return "an object"
+	}
+}
