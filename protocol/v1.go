@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 )
@@ -47,15 +48,19 @@ func DecodeV1(body []byte) (V1Request, error) {
 	}
 	texts := make([]string, len(*raw))
 	for i, r := range *raw {
-		if err := json.Unmarshal(r, &texts[i]); err != nil {
+		s, ok := jsonString(r)
+		if !ok {
 			return V1Request{}, invalid("%s[%d] is %s, want a string", field, i, jsonKind(r))
 		}
+		texts[i] = s
 	}
 	req := V1Request{Instances: texts}
 	if p, ok := w.Parameters["output"]; ok {
-		if err := json.Unmarshal(p, &req.Output); err != nil {
+		out, ok := jsonString(p)
+		if !ok {
 			return V1Request{}, invalid(`parameters.output is %s, want a string`, jsonKind(p))
 		}
+		req.Output = out
 		switch req.Output {
 		case OutputLabel, OutputProbabilities, OutputLogits:
 		default:
@@ -82,6 +87,20 @@ func decodeJSON(body []byte, v any) error {
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidInput, fmt.Sprintf(format, args...))
+}
+
+// jsonString decodes r if it is a JSON string. (json.Unmarshal would accept
+// null as "" without error.)
+func jsonString(r json.RawMessage) (string, bool) {
+	r = bytes.TrimSpace(r)
+	if len(r) == 0 || r[0] != '"' {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(r, &s); err != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // jsonKind names the JSON type of r for error messages.

@@ -116,8 +116,7 @@ func flattenStrings(raw json.RawMessage, name string) ([]string, error) {
 	}
 	var out []string
 	for i, item := range items {
-		var s string
-		if err := json.Unmarshal(item, &s); err == nil {
+		if s, ok := jsonString(item); ok {
 			out = append(out, s)
 			continue
 		}
