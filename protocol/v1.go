@@ -23,8 +23,8 @@ type V1Request struct {
 }
 
 type v1Wire struct {
-	Instances  *[]json.RawMessage          `json:"instances"`
-	Inputs     *[]json.RawMessage          `json:"inputs"` // KServe accepts this spelling too
+	Instances  *[]json.RawMessage         `json:"instances"`
+	Inputs     *[]json.RawMessage         `json:"inputs"` // KServe accepts this spelling too
 	Parameters map[string]json.RawMessage `json:"parameters"`
 }
 

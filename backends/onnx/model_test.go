@@ -125,10 +125,10 @@ func TestOpenErrors(t *testing.T) {
 		opts onnx.Options
 		want string
 	}{
-		"missing folder":  {filepath.Join(dir, "nope"), onnx.Options{}, "no ONNX graph"},
-		"max length big":  {filepath.Join(models, "sst2-tiny-a"), onnx.Options{MaxLength: 4096}, "exceeds the model's max_position_embeddings 512"},
+		"missing folder": {filepath.Join(dir, "nope"), onnx.Options{}, "no ONNX graph"},
+		"max length big": {filepath.Join(models, "sst2-tiny-a"), onnx.Options{MaxLength: 4096}, "exceeds the model's max_position_embeddings 512"},
 		"no config.json": {copyWithout(t, "sst2-tiny-a", "config.json"), onnx.Options{}, "config.json"},
-		"no tokenizer":    {copyWithout(t, "sst2-tiny-a", "tokenizer.json"), onnx.Options{}, "tokenizer"},
+		"no tokenizer":   {copyWithout(t, "sst2-tiny-a", "tokenizer.json"), onnx.Options{}, "tokenizer"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

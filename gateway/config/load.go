@@ -108,7 +108,6 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	return out
 }
 
-
 // itemName names a list item by its "name" key when it has one, so errors
 // read models[sst2] rather than models[3].
 func itemName(n *yaml.Node, i int) string {
