@@ -18,7 +18,9 @@ func (s *Server) v1List(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"models": names})
 }
 
-func (s *Server) v1Ready(c *gin.Context) {
+// modelReady answers V1 GET /v1/models/{name} and V2 .../ready alike: both
+// protocols use {"name": ..., "ready": true}.
+func (s *Server) modelReady(c *gin.Context) {
 	m, err := s.model(c)
 	if err != nil {
 		s.abort(c, err)
@@ -71,15 +73,6 @@ func (s *Server) v2ServerReady(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"ready": true})
-}
-
-func (s *Server) v2ModelReady(c *gin.Context) {
-	m, err := s.model(c)
-	if err != nil {
-		s.abort(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"name": m.Name, "ready": true})
 }
 
 func (s *Server) v2ModelMetadata(c *gin.Context) {

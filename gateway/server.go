@@ -53,7 +53,7 @@ func NewServer(log *slog.Logger, limits Limits, version string) *Server {
 	// KServe V1.
 	e.GET("/", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "alive"}) })
 	e.GET("/v1/models", s.v1List)
-	e.GET("/v1/models/:name", s.v1Ready)
+	e.GET("/v1/models/:name", s.modelReady)
 	e.POST("/v1/models/:name", s.v1Predict) // ":predict" is part of the segment
 
 	// Open Inference Protocol V2.
@@ -62,7 +62,7 @@ func NewServer(log *slog.Logger, limits Limits, version string) *Server {
 	e.GET("/v2/health/ready", s.v2ServerReady)
 	for _, p := range []string{"/v2/models/:name", "/v2/models/:name/versions/:version"} {
 		e.GET(p, s.v2ModelMetadata)
-		e.GET(p+"/ready", s.v2ModelReady)
+		e.GET(p+"/ready", s.modelReady)
 		e.POST(p+"/infer", s.v2Infer)
 	}
 	s.engine = e

@@ -9,10 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/chorusml/chorus/backends/backendtest"
 	"github.com/chorusml/chorus/backends/onnx"
+	"github.com/chorusml/chorus/backends/onnx/onnxtest"
 	"github.com/chorusml/chorus/protocol"
 )
 
@@ -21,21 +20,7 @@ import (
 var rt *onnx.Runtime
 
 func TestMain(m *testing.M) {
-	var err error
-	rt, err = onnx.NewRuntime(onnx.DefaultLibraryPath())
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	if err := rt.Close(); err != nil {
-		panic(err)
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			panic(err)
-		}
-	}
-	os.Exit(code)
+	os.Exit(onnxtest.Main(m, func(r *onnx.Runtime) { rt = r }))
 }
 
 const models = "../../testdata/models"
