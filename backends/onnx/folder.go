@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -55,6 +56,10 @@ func readFolder(dir string) (*folder, error) {
 	f.maxPositions = cfg.MaxPositionEmbeddings
 
 	f.tokenizerJSON, err = os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		// Many BERT-family repos ship only vocab.txt + tokenizer_config.json.
+		f.tokenizerJSON, err = wordPieceTokenizerJSON(dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read tokenizer: %w", err)
 	}
