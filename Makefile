@@ -18,7 +18,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 PY_VENV := $(CHORUS_CACHE)/venv-kserve-client
 FIXTURES_VENV := $(CHORUS_CACHE)/venv-fixtures
 
-.PHONY: help deps build run test test-go test-python fixtures lint
+.PHONY: help deps build run test test-go test-python fixtures demo-model lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -54,6 +54,14 @@ fixtures: deps ## regenerate testdata/ (test models, references, Python float ta
 		--tokenizer $(TOKENIZERS_DIR)/bert-base-uncased.json --out testdata/models
 	@echo "==> fixtures: testdata/pyrepr.json"
 	@python3 scripts/fixtures/make_pyrepr_table.py testdata/pyrepr.json
+
+demo-model: deps ## retrain models/demo-sentiment and its data splits (CPU, ~1 minute)
+	@echo "==> demo-model: venv $(FIXTURES_VENV) from scripts/fixtures/requirements.txt"
+	@test -x $(FIXTURES_VENV)/bin/python || python3 -m venv $(FIXTURES_VENV)
+	@$(FIXTURES_VENV)/bin/pip install -q -r scripts/fixtures/requirements.txt
+	@echo "==> demo-model: training models/demo-sentiment"
+	@$(FIXTURES_VENV)/bin/python scripts/demo_model/train.py \
+		--tokenizer $(TOKENIZERS_DIR)/bert-base-uncased.json --out models/demo-sentiment --data data/demo-sentiment
 
 lint: ## gofmt, go vet
 	@echo "==> lint: gofmt"

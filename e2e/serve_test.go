@@ -17,9 +17,10 @@ const (
 	seedV2 = `{"inputs": [{"name": "input-0", "shape": [2], "datatype": "BYTES", "data": ["Hello, my dog is cute", "I am feeling sad"]}]}`
 )
 
+// reference loads a model folder's reference.json (dir relative to the repo).
 func reference(t *testing.T, dir string) backendtest.Reference {
 	t.Helper()
-	ref, err := backendtest.LoadReference(filepath.Join("..", "testdata", "models", dir, "reference.json"))
+	ref, err := backendtest.LoadReference(filepath.Join("..", dir, "reference.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestSeedExamples(t *testing.T) {
 	p := start(t, "serve", "--config", "configs/local.yaml")
 	p.waitReady(30 * time.Second)
 
-	for _, m := range []struct{ name, dir string }{{"distilbert", "sst2-tiny-a"}, {"sentiment3", "sentiment3-tiny"}} {
+	for _, m := range []struct{ name, dir string }{{"distilbert", "models/demo-sentiment"}, {"sentiment3", "testdata/models/sentiment3-tiny"}} {
 		ref := reference(t, m.dir)
 		want := []int64{argmaxOf(ref.Texts[0].Logits), argmaxOf(ref.Texts[1].Logits)}
 
@@ -82,16 +83,15 @@ func TestSeedExamples(t *testing.T) {
 		}
 	}
 
-	// The seed's default V1 and V2 answers, exactly as KServe shapes them.
-	ref := reference(t, "sst2-tiny-a")
-	a, b := argmaxOf(ref.Texts[0].Logits), argmaxOf(ref.Texts[1].Logits)
+	// The seed's answers, exactly as the KServe docs show them: the demo
+	// model has learned that a cute dog is positive and sadness negative.
 	_, body := post(t, p.URL+"/v1/models/distilbert:predict", seedV1)
-	if got, want := string(body), `{"predictions":[`+itoa(a)+`,`+itoa(b)+`]}`; got != want {
+	if got, want := string(body), `{"predictions":[1,0]}`; got != want {
 		t.Errorf("seed V1: %s, want %s", got, want)
 	}
 	_, body = post(t, p.URL+"/v2/models/distilbert/infer", seedV2)
 	if !strings.HasPrefix(string(body), `{"model_name":"distilbert","model_version":null,"id":"`) ||
-		!strings.HasSuffix(string(body), `"parameters":null,"outputs":[{"name":"output-0","shape":[2],"datatype":"INT64","parameters":null,"data":[`+itoa(a)+`,`+itoa(b)+`]}]}`) {
+		!strings.HasSuffix(string(body), `"parameters":null,"outputs":[{"name":"output-0","shape":[2],"datatype":"INT64","parameters":null,"data":[1,0]}]}`) {
 		t.Errorf("seed V2: %s", body)
 	}
 
@@ -102,8 +102,6 @@ func TestSeedExamples(t *testing.T) {
 		t.Errorf("no clean-stop log line")
 	}
 }
-
-func itoa(i int64) string { b, _ := json.Marshal(i); return string(b) }
 
 // KServe users swap their command line: the Hugging Face server's flags.
 func TestKServeFlags(t *testing.T) {

@@ -58,6 +58,24 @@ func TestContract(t *testing.T) {
 	}
 }
 
+// The demo model make run serves as distilbert (models/demo-sentiment).
+func TestDemoModelContract(t *testing.T) {
+	const dir = "../../models/demo-sentiment"
+	m, err := rt.Open(dir, onnx.Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ref, err := backendtest.LoadReference(filepath.Join(dir, "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backendtest.Run(t, m, ref)
+	if positive := func(l []float64) bool { return l[1] > l[0] }; !positive(ref.Texts[0].Logits) || positive(ref.Texts[1].Logits) {
+		t.Errorf("demo model reference: seed sentences not [1, 0]: %v %v", ref.Texts[0].Logits, ref.Texts[1].Logits)
+	}
+}
+
 func TestTokenIDsMatchTransformers(t *testing.T) {
 	for _, name := range fixtures {
 		m := open(t, name, onnx.Options{})

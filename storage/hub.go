@@ -1,0 +1,450 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// DefaultEndpoint is the public Hugging Face Hub.
+const DefaultEndpoint = "https://huggingface.co"
+
+// Hub downloads model repos from a Hugging Face Hub endpoint into a
+// huggingface_hub-compatible cache:
+//
+//	CacheDir/models--ORG--NAME/blobs/<etag>          file contents
+//	CacheDir/models--ORG--NAME/snapshots/<commit>/…  symlinks into blobs
+//	CacheDir/models--ORG--NAME/refs/<revision>       the commit a revision names
+type Hub struct {
+	Endpoint string
+	Token    string
+	CacheDir string
+	Offline  bool
+	// Progress, if set, makes a progress display for one file download:
+	// size is the file's, done the bytes a resumed download already has.
+	Progress func(name string, size, done int64) io.WriteCloser
+	// Attempts bounds tries per file (a cut download resumes). Default 3.
+	Attempts int
+	client   *http.Client
+}
+
+// HubFromEnv configures a Hub the way the Hugging Face tools do: HF_ENDPOINT,
+// HF_TOKEN (else $HF_HOME/token), HF_HUB_CACHE (else $HF_HOME/hub, HF_HOME
+// defaulting to ~/.cache/huggingface) and HF_HUB_OFFLINE.
+func HubFromEnv(getenv func(string) string) *Hub {
+	home := getenv("HF_HOME")
+	if home == "" {
+		if h, err := os.UserHomeDir(); err == nil {
+			home = filepath.Join(h, ".cache", "huggingface")
+		}
+	}
+	h := &Hub{Endpoint: strings.TrimRight(getenv("HF_ENDPOINT"), "/"), Token: getenv("HF_TOKEN"), CacheDir: getenv("HF_HUB_CACHE")}
+	if h.Endpoint == "" {
+		h.Endpoint = DefaultEndpoint
+	}
+	if h.CacheDir == "" {
+		h.CacheDir = filepath.Join(home, "hub")
+	}
+	if h.Token == "" {
+		if b, err := os.ReadFile(filepath.Join(home, "token")); err == nil {
+			h.Token = strings.TrimSpace(string(b))
+		}
+	}
+	switch strings.ToLower(getenv("HF_HUB_OFFLINE")) {
+	case "1", "true", "yes", "on":
+		h.Offline = true
+	}
+	return h
+}
+
+// Errors a caller may want to tell apart.
+var (
+	ErrUnauthorized = errors.New("unauthorized: the repo is private, gated or does not exist (set HF_TOKEN)")
+	ErrNotFound     = errors.New("not found")
+	ErrNoONNX       = errors.New("the repo has no ONNX weights (onnx/model.onnx or model.onnx); export them with `python scripts/export_onnx.py --model ORG/REPO --out DIR` and serve DIR, or push the export to the repo")
+	ErrChecksum     = errors.New("checksum mismatch")
+)
+
+var commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+func (h *Hub) httpClient() *http.Client {
+	if h.client == nil {
+		// Redirects are followed by hand for HEAD (to read the Hub's own
+		// headers) and by the client for GET; Go drops the Authorization
+		// header when a redirect leaves the Hub's host.
+		h.client = &http.Client{Timeout: 0}
+	}
+	return h.client
+}
+
+// Snapshot makes sure the files Chorus serves from repo at revision are in
+// the cache and returns their snapshot folder.
+func (h *Hub) Snapshot(ctx context.Context, repo, revision string) (string, error) {
+	repoDir := filepath.Join(h.CacheDir, "models--"+strings.ReplaceAll(repo, "/", "--"))
+	uri := "hf://" + repo + "@" + revision
+	if h.Offline {
+		return h.offlineSnapshot(repoDir, uri, revision)
+	}
+	info, err := h.repoInfo(ctx, repo, revision)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", uri, err)
+	}
+	files, err := selectFiles(info.files)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", uri, err)
+	}
+	for _, f := range files {
+		if err := h.ensureFile(ctx, repo, repoDir, info.commit, f); err != nil {
+			return "", fmt.Errorf("%s: %s: %w", uri, f, err)
+		}
+	}
+	if revision != info.commit {
+		if err := writeAtomic(filepath.Join(repoDir, "refs", revision), []byte(info.commit)); err != nil {
+			return "", fmt.Errorf("%s: write ref: %w", uri, err)
+		}
+	}
+	return filepath.Join(repoDir, "snapshots", info.commit), nil
+}
+
+func (h *Hub) offlineSnapshot(repoDir, uri, revision string) (string, error) {
+	commit := revision
+	if !commitRE.MatchString(revision) {
+		b, err := os.ReadFile(filepath.Join(repoDir, "refs", revision))
+		if err != nil {
+			return "", fmt.Errorf("%s: HF_HUB_OFFLINE is set and the revision is not in the cache %s: %w", uri, h.CacheDir, ErrNotFound)
+		}
+		commit = strings.TrimSpace(string(b))
+	}
+	dir := filepath.Join(repoDir, "snapshots", commit)
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
+		return "", fmt.Errorf("%s: HF_HUB_OFFLINE is set and %s holds no snapshot %s: %w", uri, h.CacheDir, commit, ErrNotFound)
+	}
+	return dir, nil
+}
+
+type repoInfo struct {
+	commit string
+	files  []string
+}
+
+// repoInfo asks the Hub's API which commit a revision names and which files it holds.
+func (h *Hub) repoInfo(ctx context.Context, repo, revision string) (repoInfo, error) {
+	u := fmt.Sprintf("%s/api/models/%s/revision/%s", h.Endpoint, repo, url.PathEscape(revision))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return repoInfo{}, fmt.Errorf("repo info: %w", err)
+	}
+	h.authorize(req)
+	resp, err := h.httpClient().Do(req)
+	if err != nil {
+		return repoInfo{}, fmt.Errorf("repo info: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := statusError(resp); err != nil {
+		return repoInfo{}, fmt.Errorf("repo info: %w", err)
+	}
+	var body struct {
+		SHA      string `json:"sha"`
+		Siblings []struct {
+			RFilename string `json:"rfilename"`
+		} `json:"siblings"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&body); err != nil {
+		return repoInfo{}, fmt.Errorf("repo info: decode: %w", err)
+	}
+	if !commitRE.MatchString(body.SHA) {
+		return repoInfo{}, fmt.Errorf("repo info: the Hub gave no commit for revision %q", revision)
+	}
+	info := repoInfo{commit: body.SHA}
+	for _, s := range body.Siblings {
+		info.files = append(info.files, s.RFilename)
+	}
+	return info, nil
+}
+
+// selectFiles picks what serving needs: config, tokenizer, the ONNX graph
+// and its external-data files. Weights in other formats are never fetched.
+func selectFiles(all []string) ([]string, error) {
+	has := func(f string) bool { return slices.Contains(all, f) }
+	if !has("config.json") {
+		return nil, fmt.Errorf("config.json: %w", ErrNotFound)
+	}
+	want := []string{"config.json"}
+	switch {
+	case has("tokenizer.json"):
+		want = append(want, "tokenizer.json")
+	case has("vocab.txt"):
+		want = append(want, "vocab.txt")
+	default:
+		return nil, fmt.Errorf("no tokenizer.json or vocab.txt: %w", ErrNotFound)
+	}
+	for _, f := range []string{"tokenizer_config.json", "special_tokens_map.json"} {
+		if has(f) {
+			want = append(want, f)
+		}
+	}
+	graph := ""
+	for _, g := range []string{"onnx/model.onnx", "model.onnx"} {
+		if has(g) {
+			graph = g
+			break
+		}
+	}
+	if graph == "" {
+		return nil, ErrNoONNX
+	}
+	want = append(want, graph)
+	// External data sits beside the graph: model.onnx_data, model.onnx.data, …
+	dir := path.Dir(graph)
+	for _, f := range all {
+		if path.Dir(f) == dir && f != graph && (strings.HasSuffix(f, ".onnx_data") || strings.HasSuffix(f, ".onnx.data") || strings.HasSuffix(f, "_data")) {
+			want = append(want, f)
+		}
+	}
+	return want, nil
+}
+
+// fileMeta is what the Hub's resolve endpoint says about a file.
+type fileMeta struct {
+	etag   string // blob name: the LFS sha256, else the git object id
+	sha256 string // set for LFS files: the content's SHA-256
+	size   int64
+	getURL string
+}
+
+// ensureFile puts one file into the cache: blob downloaded (resumed,
+// verified, renamed into place) and the snapshot's symlink made.
+func (h *Hub) ensureFile(ctx context.Context, repo, repoDir, commit, name string) error {
+	link := filepath.Join(repoDir, "snapshots", commit, filepath.FromSlash(name))
+	if _, err := os.Stat(link); err == nil {
+		return nil
+	}
+	meta, err := h.fileMeta(ctx, repo, commit, name)
+	if err != nil {
+		return err
+	}
+	blob := filepath.Join(repoDir, "blobs", meta.etag)
+	if _, err := os.Stat(blob); err != nil {
+		attempts := h.Attempts
+		if attempts <= 0 {
+			attempts = 3
+		}
+		policy := backoff.WithContext(backoff.WithMaxRetries(backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(200*time.Millisecond)), uint64(attempts-1)), ctx)
+		if err := backoff.Retry(func() error { return h.download(ctx, meta, blob, name) }, policy); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		return fmt.Errorf("snapshot dir: %w", err)
+	}
+	rel, err := filepath.Rel(filepath.Dir(link), blob)
+	if err != nil {
+		return fmt.Errorf("link: %w", err)
+	}
+	tmp := link + ".tmp-link"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(rel, tmp); err != nil {
+		return fmt.Errorf("link: %w", err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		return fmt.Errorf("link: %w", err)
+	}
+	return nil
+}
+
+// fileMeta HEADs the resolve URL without following redirects, as
+// huggingface_hub does: the Hub's own response carries the etag, the LFS
+// SHA-256 and size, and a Location to the content.
+func (h *Hub) fileMeta(ctx context.Context, repo, commit, name string) (fileMeta, error) {
+	u := fmt.Sprintf("%s/%s/resolve/%s/%s", h.Endpoint, repo, commit, name)
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return fileMeta{}, fmt.Errorf("metadata: %w", err)
+	}
+	h.authorize(req)
+	noRedirect := *h.httpClient()
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		return fileMeta{}, fmt.Errorf("metadata: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// Fine: the content lives elsewhere (the LFS CDN).
+	} else if err := statusError(resp); err != nil {
+		return fileMeta{}, fmt.Errorf("metadata: %w", err)
+	}
+	m := fileMeta{getURL: u}
+	if loc := resp.Header.Get("Location"); loc != "" {
+		base, _ := url.Parse(u)
+		ref, err := url.Parse(loc)
+		if err != nil {
+			return fileMeta{}, fmt.Errorf("metadata: bad Location %q: %w", loc, err)
+		}
+		m.getURL = base.ResolveReference(ref).String()
+	}
+	if lfs := cleanETag(resp.Header.Get("X-Linked-Etag")); lfs != "" {
+		m.etag, m.sha256 = lfs, lfs
+	} else {
+		m.etag = cleanETag(resp.Header.Get("ETag"))
+	}
+	if m.etag == "" || strings.ContainsAny(m.etag, `/\.`) {
+		return fileMeta{}, fmt.Errorf("metadata: the Hub sent no usable ETag")
+	}
+	size := resp.Header.Get("X-Linked-Size")
+	if size == "" {
+		size = resp.Header.Get("Content-Length")
+	}
+	m.size, _ = strconv.ParseInt(size, 10, 64)
+	return m, nil
+}
+
+func cleanETag(s string) string {
+	return strings.Trim(strings.TrimPrefix(s, "W/"), `"`)
+}
+
+// download fetches meta into blob. Bytes go to blob+".incomplete", which a
+// later try resumes with a Range request; only a complete, verified file is
+// renamed to blob, so a half file is never loaded.
+func (h *Hub) download(ctx context.Context, meta fileMeta, blob, name string) error {
+	if err := os.MkdirAll(filepath.Dir(blob), 0o755); err != nil {
+		return backoff.Permanent(fmt.Errorf("blob dir: %w", err))
+	}
+	part := blob + ".incomplete"
+	f, err := os.OpenFile(part, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return backoff.Permanent(fmt.Errorf("open %s: %w", part, err))
+	}
+	defer f.Close()
+	have, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return backoff.Permanent(fmt.Errorf("seek %s: %w", part, err))
+	}
+	if meta.size > 0 && have > meta.size {
+		have = 0 // a stale partial larger than the file: start over
+	}
+
+	if meta.size == 0 || have < meta.size {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, meta.getURL, nil)
+		if err != nil {
+			return backoff.Permanent(fmt.Errorf("download: %w", err))
+		}
+		h.authorize(req)
+		if have > 0 {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+		}
+		resp, err := h.httpClient().Do(req)
+		if err != nil {
+			return fmt.Errorf("download: %w", err)
+		}
+		defer resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusPartialContent:
+		case resp.StatusCode == http.StatusOK:
+			have = 0 // the server ignored Range: take the whole file
+		default:
+			if err := statusError(resp); err != nil {
+				if resp.StatusCode >= 500 {
+					return fmt.Errorf("download: %w", err)
+				}
+				return backoff.Permanent(fmt.Errorf("download: %w", err))
+			}
+		}
+		if err := f.Truncate(have); err != nil {
+			return backoff.Permanent(fmt.Errorf("truncate: %w", err))
+		}
+		if _, err := f.Seek(have, io.SeekStart); err != nil {
+			return backoff.Permanent(fmt.Errorf("seek: %w", err))
+		}
+		var w io.Writer = f
+		if h.Progress != nil {
+			bar := h.Progress(name, meta.size, have)
+			defer bar.Close()
+			w = io.MultiWriter(f, bar)
+		}
+		if _, err := io.Copy(w, resp.Body); err != nil {
+			// Keep the partial file: the next try resumes from it.
+			return fmt.Errorf("download interrupted (resumable): %w", err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return backoff.Permanent(fmt.Errorf("sync: %w", err))
+	}
+	if err := verify(part, meta); err != nil {
+		_ = os.Remove(part)
+		return backoff.Permanent(err)
+	}
+	if err := os.Rename(part, blob); err != nil {
+		return backoff.Permanent(fmt.Errorf("move into place: %w", err))
+	}
+	return nil
+}
+
+// verify checks size and, for LFS files, the SHA-256 the Hub announced.
+func verify(file string, meta fileMeta) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	defer f.Close()
+	hash := sha256.New()
+	n, err := io.Copy(hash, f)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if meta.size > 0 && n != meta.size {
+		return fmt.Errorf("got %d bytes, the Hub announced %d: %w", n, meta.size, ErrChecksum)
+	}
+	if got := hex.EncodeToString(hash.Sum(nil)); meta.sha256 != "" && got != meta.sha256 {
+		return fmt.Errorf("SHA-256 %s, the Hub announced %s: %w", got, meta.sha256, ErrChecksum)
+	}
+	return nil
+}
+
+func (h *Hub) authorize(req *http.Request) {
+	if h.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.Token)
+	}
+}
+
+func statusError(resp *http.Response) error {
+	switch {
+	case resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("HTTP %d: %w", resp.StatusCode, ErrUnauthorized)
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("HTTP 404: %w", ErrNotFound)
+	default:
+		return fmt.Errorf("HTTP %d from the Hub", resp.StatusCode)
+	}
+}
+
+// writeAtomic writes data to path via a temporary file and a rename.
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
