@@ -36,6 +36,9 @@ type serveFlags struct {
 
 	modelName           string
 	modelDir            string
+	modelID             string
+	storageURI          string
+	modelRevision       string
 	returnProbabilities bool
 	disablePostprocess  bool
 	maxLength           int
@@ -49,6 +52,9 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.modelName, "model_name", "", "serve one model under this name (KServe style; instead of --config)")
 	fs.StringVar(&f.modelDir, "model_dir", "", "Hugging Face model folder with an ONNX graph (with --model_name)")
+	fs.StringVar(&f.modelID, "model_id", "", "Hugging Face Hub repo ORG/REPO to serve (with --model_name; downloaded into the HF cache)")
+	fs.StringVar(&f.storageURI, "storage_uri", "", "model location: a path, file://PATH or hf://ORG/REPO[@REVISION] (with --model_name)")
+	fs.StringVar(&f.modelRevision, "model_revision", "", "Hub revision for --model_id (default main)")
 	fs.BoolVar(&f.returnProbabilities, "return_probabilities", false, "answer KServe's probability strings by default (with --model_name)")
 	fs.BoolVar(&f.disablePostprocess, "disable_postprocess", false, "answer KServe's raw-logit strings by default (with --model_name)")
 	fs.BoolVar(&f.disablePostprocess, "return_raw_logits", false, "alias of --disable_postprocess, as newer KServe releases spell it")
@@ -57,11 +63,17 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 
 // loadConfig builds the registry from --config or from the KServe flags.
 func (f *serveFlags) loadConfig() (*config.Config, error) {
-	single := f.modelName != "" || f.modelDir != ""
+	sources := 0
+	for _, v := range []string{f.modelDir, f.modelID, f.storageURI} {
+		if v != "" {
+			sources++
+		}
+	}
+	single := f.modelName != "" || sources > 0
 	var cfg *config.Config
 	switch {
 	case f.config != "" && single:
-		return nil, usageError{fmt.Errorf("use either --config or --model_name/--model_dir, not both")}
+		return nil, usageError{fmt.Errorf("use either --config or --model_name with --model_dir/--model_id/--storage_uri, not both")}
 	case f.config != "":
 		c, err := config.Load(f.config)
 		if err != nil {
@@ -69,14 +81,21 @@ func (f *serveFlags) loadConfig() (*config.Config, error) {
 		}
 		cfg = c
 	case single:
-		if f.modelName == "" || f.modelDir == "" {
-			return nil, usageError{fmt.Errorf("--model_name and --model_dir go together")}
+		if f.modelName == "" || sources != 1 {
+			return nil, usageError{fmt.Errorf("--model_name goes with exactly one of --model_dir, --model_id, --storage_uri")}
+		}
+		replica := config.Replica{Type: config.TypeONNX, ModelDir: f.modelDir, StorageURI: f.storageURI, MaxLength: f.maxLength}
+		if f.modelID != "" {
+			replica.StorageURI = "hf://" + f.modelID
+			if f.modelRevision != "" {
+				replica.StorageURI += "@" + f.modelRevision
+			}
 		}
 		cfg = (&config.Config{Models: []config.Model{{
 			Name:                f.modelName,
 			ReturnProbabilities: f.returnProbabilities,
 			DisablePostprocess:  f.disablePostprocess,
-			Replicas:            []config.Replica{{Type: config.TypeONNX, ModelDir: f.modelDir, MaxLength: f.maxLength}},
+			Replicas:            []config.Replica{replica},
 		}}}).WithDefaults()
 		if err := cfg.Validate("."); err != nil {
 			return nil, err
@@ -145,7 +164,7 @@ Hugging Face server.`,
 	}
 	validateCmd.Flags().StringVar(&validatePath, "config", "", "registry file to check")
 
-	root.AddCommand(serveCmd, validateCmd)
+	root.AddCommand(serveCmd, validateCmd, newPullCommand())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	return root
 }

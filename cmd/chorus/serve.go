@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/chorusml/chorus/gateway"
 	"github.com/chorusml/chorus/gateway/config"
 	"github.com/chorusml/chorus/protocol"
+	"github.com/chorusml/chorus/storage"
 )
 
 // serve runs until ctx ends (SIGINT/SIGTERM), then drains and exits.
@@ -58,7 +60,8 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	// Runtime last: every model's session must be gone before it.
 	defer rt.Close()
 
-	reg, err := loadModels(ctx, rt, cfg, log)
+	hub := storage.HubFromEnv(os.Getenv)
+	reg, err := loadModels(ctx, rt, hub, cfg, log)
 	if err != nil {
 		_ = httpSrv.Close()
 		return err
@@ -90,7 +93,7 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 
 // loadModels opens every replica of every model; on any failure it closes
 // what it opened, so start-up is all or nothing.
-func loadModels(ctx context.Context, rt *onnx.Runtime, cfg *config.Config, log *slog.Logger) (*gateway.Registry, error) {
+func loadModels(ctx context.Context, rt *onnx.Runtime, hub *storage.Hub, cfg *config.Config, log *slog.Logger) (*gateway.Registry, error) {
 	var models []*gateway.Model
 	closeAll := func() {
 		for _, m := range models {
@@ -104,7 +107,11 @@ func loadModels(ctx context.Context, rt *onnx.Runtime, cfg *config.Config, log *
 				closeAll()
 				return nil, fmt.Errorf("loading interrupted: %w", err)
 			}
-			p, err := rt.Open(rc.ModelDir, onnx.Options{MaxLength: rc.MaxLength, IntraOpThreads: rc.IntraOpThreads})
+			dir, err := storage.Resolve(ctx, rc.Location, hub)
+			var p *onnx.Model
+			if err == nil {
+				p, err = rt.Open(dir, onnx.Options{MaxLength: rc.MaxLength, IntraOpThreads: rc.IntraOpThreads})
+			}
 			if err != nil {
 				for _, r := range replicas {
 					_ = r.Close()

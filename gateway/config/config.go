@@ -1,5 +1,7 @@
 package config
 
+import "github.com/chorusml/chorus/storage"
+
 // Config is a whole registry file.
 type Config struct {
 	// Server holds listener settings and request limits.
@@ -66,9 +68,16 @@ type Replica struct {
 	// Type of backend: "onnx" (in-process ONNX Runtime). Required.
 	Type string `yaml:"type"`
 	// ModelDir is a Hugging Face model folder with an ONNX graph
-	// (onnx/model.onnx or model.onnx), config.json and tokenizer.json.
-	// Relative paths are resolved against the registry file. Required.
+	// (onnx/model.onnx or model.onnx), config.json and tokenizer.json (or
+	// vocab.txt). Relative paths are resolved against the registry file.
+	// One of model_dir and storage_uri is required.
 	ModelDir string `yaml:"model_dir"`
+	// StorageURI is where the model folder lives: a local path, file://PATH
+	// or hf://ORG/REPO[@REVISION] (downloaded into the Hugging Face cache,
+	// honouring HF_TOKEN, HF_ENDPOINT, HF_HOME/HF_HUB_CACHE, HF_HUB_OFFLINE).
+	StorageURI string `yaml:"storage_uri"`
+	// Location is model_dir or storage_uri, parsed; set by Validate.
+	Location storage.Location `yaml:"-"`
 	// MaxLength truncates texts to this many tokens. Default: the model's
 	// max_position_embeddings.
 	MaxLength int `yaml:"max_length"`

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/chorusml/chorus/storage"
 )
 
 // DefaultShutdownGrace is how long SIGTERM waits for in-flight requests.
@@ -213,16 +215,32 @@ func (c *Config) Validate(baseDir string) error {
 				bad(rp+".type", "%q is not a backend type (one of: %s)", r.Type, TypeONNX)
 				continue
 			}
-			if r.ModelDir == "" {
-				bad(rp+".model_dir", "required")
-			} else {
-				if !filepath.IsAbs(r.ModelDir) {
-					r.ModelDir = filepath.Join(baseDir, r.ModelDir)
-				}
-				if st, err := os.Stat(r.ModelDir); err != nil {
-					bad(rp+".model_dir", "%s: no such directory", r.ModelDir)
+			field, uri := rp+".model_dir", r.ModelDir
+			switch {
+			case r.ModelDir != "" && r.StorageURI != "":
+				bad(rp, "model_dir and storage_uri are exclusive")
+				continue
+			case r.ModelDir == "" && r.StorageURI == "":
+				bad(rp+".model_dir", "required (or storage_uri)")
+				continue
+			case r.StorageURI != "":
+				field, uri = rp+".storage_uri", r.StorageURI
+			case strings.Contains(r.ModelDir, "://"):
+				bad(field, "%q is a URI: use storage_uri", r.ModelDir)
+				continue
+			}
+			loc, err := storage.Parse(uri, baseDir)
+			if err != nil {
+				bad(field, "%v", err)
+				continue
+			}
+			r.Location = loc
+			if !loc.IsHub() {
+				r.ModelDir = loc.Path
+				if st, err := os.Stat(loc.Path); err != nil {
+					bad(field, "%s: no such directory", loc.Path)
 				} else if !st.IsDir() {
-					bad(rp+".model_dir", "%s is not a directory", r.ModelDir)
+					bad(field, "%s is not a directory", loc.Path)
 				}
 			}
 			if r.MaxLength < 0 {
