@@ -134,7 +134,7 @@ func TestStartupErrors(t *testing.T) {
 			1, []string{"models[sst2].replicas[0].modeldir: unknown field"}},
 		{"nothing to serve", []string{"serve"}, 2, []string{"nothing to serve"}},
 		{"unknown flag", []string{"serve", "--bogus"}, 2, []string{"unknown flag: --bogus"}},
-		{"half of the KServe flags", []string{"--model_name", "x"}, 2, []string{"--model_name and --model_dir go together"}},
+		{"half of the KServe flags", []string{"--model_name", "x"}, 2, []string{"--model_name goes with exactly one of --model_dir, --model_id, --storage_uri"}},
 		{"validate good", []string{"validate", "--config", "configs/local.yaml"}, 0, []string{"configs/local.yaml: ok (3 models)"}},
 		{"validate bad", []string{"validate", "--config", "gateway/config/testdata/duplicate.bad.yaml"}, 1, []string{`duplicate model name "sst2"`}},
 	}

@@ -32,8 +32,8 @@ type fakeHub struct {
 	private map[string]bool
 	token   string
 
-	mu          sync.Mutex
-	cutOnce     map[string]int // CDN path -> bytes to send before cutting the connection, once
+	mu        sync.Mutex
+	cutOnce   map[string]int // CDN path -> bytes to send before cutting the connection, once
 	corrupt   map[string]bool
 	gone      map[string]bool // listed by the API, 404 on resolve
 	rangeSeen atomic.Int32
@@ -48,7 +48,9 @@ func newFakeHub(t *testing.T) (*fakeHub, *httptest.Server) {
 	return h, srv
 }
 
-func isLFS(path string) bool { return strings.HasSuffix(path, ".onnx") || strings.HasSuffix(path, "_data") }
+func isLFS(path string) bool {
+	return strings.HasSuffix(path, ".onnx") || strings.HasSuffix(path, "_data")
+}
 
 func sha256hex(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
