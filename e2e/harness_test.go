@@ -63,10 +63,17 @@ type process struct {
 // output into the test log; cleanup kills it and waits.
 func start(t *testing.T, args ...string) *process {
 	t.Helper()
+	return startEnv(t, nil, args...)
+}
+
+// startEnv is start with extra environment variables ("K=V").
+func startEnv(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
 	port := freePort(t)
 	args = append(args, "--http_port", strconv.Itoa(port))
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -152,10 +159,17 @@ func (p *process) wait(timeout time.Duration) int {
 // runCmd runs chorus to completion and returns its exit code and output.
 func runCmd(t *testing.T, args ...string) (int, string) {
 	t.Helper()
+	return runCmdEnv(t, nil, args...)
+}
+
+// runCmdEnv is runCmd with extra environment variables ("K=V").
+func runCmdEnv(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), env...)
 	out, _ := cmd.CombinedOutput()
 	return cmd.ProcessState.ExitCode(), string(out)
 }

@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,8 @@ type folder struct {
 // hfConfig holds the config.json fields Chorus uses.
 type hfConfig struct {
 	ID2Label              map[string]string `json:"id2label"`
+	NumLabels             int               `json:"num_labels"`
+	NumLabelsLegacy       int               `json:"_num_labels"`
 	MaxPositionEmbeddings int               `json:"max_position_embeddings"`
 }
 
@@ -48,7 +51,7 @@ func readFolder(dir string) (*folder, error) {
 	if err := readJSON(filepath.Join(dir, "config.json"), &cfg); err != nil {
 		return nil, err
 	}
-	labels, err := labelsFromID2Label(cfg.ID2Label)
+	labels, err := labelsFromConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
 	}
@@ -79,6 +82,21 @@ func readJSON(path string, v any) error {
 		return fmt.Errorf("parse %s: %w", path, err)
 	}
 	return nil
+}
+
+// labelsFromConfig reads the label names as transformers does: id2label, or
+// when save_pretrained left it out (it omits defaults) num_labels labels named
+// LABEL_0..., two when nothing is said.
+func labelsFromConfig(cfg hfConfig) ([]string, error) {
+	if len(cfg.ID2Label) > 0 {
+		return labelsFromID2Label(cfg.ID2Label)
+	}
+	n := cmp.Or(cfg.NumLabels, cfg.NumLabelsLegacy, 2)
+	labels := make([]string, n)
+	for i := range labels {
+		labels[i] = "LABEL_" + strconv.Itoa(i)
+	}
+	return labels, nil
 }
 
 // labelsFromID2Label turns {"0": "NEGATIVE", "1": "POSITIVE"} into a dense

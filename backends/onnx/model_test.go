@@ -173,6 +173,23 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
+// save_pretrained leaves id2label out when it is the default: LABEL_0, LABEL_1.
+func TestDefaultLabels(t *testing.T) {
+	dir := copyWithout(t, "sst2-tiny-a", "config.json")
+	cfg := `{"architectures": ["DistilBertForSequenceClassification"], "max_position_embeddings": 512, "model_type": "distilbert"}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := rt.Open(dir, onnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if got := m.Metadata().Labels; !slices.Equal(got, []string{"LABEL_0", "LABEL_1"}) {
+		t.Errorf("labels %v", got)
+	}
+}
+
 func TestGraphAtTopLevel(t *testing.T) {
 	dir := copyWithout(t, "sst2-tiny-a")
 	if err := os.Rename(filepath.Join(dir, "onnx", "model.onnx"), filepath.Join(dir, "model.onnx")); err != nil {

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Export a Hugging Face sequence-classification model to the folder Chorus serves.
+
+    python scripts/export_onnx.py --model distilbert/distilbert-base-uncased-finetuned-sst-2-english --out ./sst2
+    bin/chorus --model_name distilbert --model_dir ./sst2
+
+--model is a Hub id or a local folder (anything from_pretrained takes). The
+output folder holds config.json, the tokenizer files and onnx/model.onnx with
+dynamic batch and sequence axes (inputs input_ids, attention_mask and, for
+models that take it, token_type_ids; output logits). The script checks the
+ONNX logits against PyTorch's before it finishes.
+
+Needs: pip install torch transformers onnx onnxruntime (versions as in
+scripts/fixtures/requirements.txt, plus onnxruntime for the check).
+"""
+import argparse
+import os
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, help="Hub id (ORG/REPO) or local folder")
+    ap.add_argument("--out", required=True, help="folder to write")
+    ap.add_argument("--revision", default=None, help="Hub revision")
+    ap.add_argument("--opset", type=int, default=17)
+    args = ap.parse_args()
+
+    tok = AutoTokenizer.from_pretrained(args.model, revision=args.revision)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        args.model, revision=args.revision, attn_implementation="eager").eval()
+    os.makedirs(os.path.join(args.out, "onnx"), exist_ok=True)
+    model.config.save_pretrained(args.out)
+    tok.save_pretrained(args.out)
+
+    sample = tok(["Hello, my dog is cute", "I am feeling sad"], padding=True, return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["logits"] = {0: "batch"}
+    path = os.path.join(args.out, "onnx", "model.onnx")
+    torch.onnx.export(model, tuple(sample[n] for n in names), path, input_names=names,
+                      output_names=["logits"], dynamic_axes=axes, opset_version=args.opset,
+                      do_constant_folding=True)
+
+    with torch.no_grad():
+        want = model(**{n: sample[n] for n in names}).logits.numpy()
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print(f"wrote {args.out} (install onnxruntime to check the export)")
+        return
+    got = ort.InferenceSession(path).run(["logits"], {n: sample[n].numpy() for n in names})[0]
+    err = float(np.abs(got - want).max())
+    print(f"wrote {args.out}: max |onnx - pytorch| = {err:.2e}")
+    if err > 1e-3:
+        raise SystemExit("the exported graph disagrees with PyTorch")
+
+
+if __name__ == "__main__":
+    main()
