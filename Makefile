@@ -18,7 +18,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 PY_VENV := $(CHORUS_CACHE)/venv-kserve-client
 FIXTURES_VENV := $(CHORUS_CACHE)/venv-fixtures
 
-.PHONY: help deps build run test test-go test-python fixtures demo-model lint
+.PHONY: help deps pyvenv build run test test-go test-python fixtures demo-model lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -35,11 +35,15 @@ run: build ## serve configs/local.yaml on HTTP_PORT (default 8080)
 	@echo "==> run: chorus serve --config $(CONFIG) --http_port $(HTTP_PORT)"
 	@./bin/chorus serve --config $(CONFIG) --http_port $(HTTP_PORT)
 
-test: deps test-go test-python ## run every test (Go with -race, e2e, the kserve SDK client)
+test: deps pyvenv test-go test-python ## run every test (Go with -race, e2e, the kserve SDK client)
 
+pyvenv: ## the Python venv of the kserve SDK tests (cached)
+	@bash scripts/pyclient/venv.sh $(PY_VENV)
+
+# CHORUS_KSERVE_PYTHON lets Go tests start KServe's Python ModelServer.
 test-go:
 	@echo "==> test: go test $(GO_TEST_FLAGS) ./..."
-	@go test $(GO_TEST_FLAGS) ./...
+	@CHORUS_KSERVE_PYTHON=$(PY_VENV)/bin/python go test $(GO_TEST_FLAGS) ./...
 
 test-python: build
 	@echo "==> test: kserve SDK client against bin/chorus ($(PY_VENV))"

@@ -26,6 +26,10 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, protocol.ErrNotReady), errors.Is(err, protocol.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, protocol.ErrBadGateway):
+		return http.StatusBadGateway
+	case errors.Is(err, protocol.ErrGatewayTimeout):
+		return http.StatusGatewayTimeout
 	case errors.Is(err, context.Canceled):
 		return StatusClientClosedRequest
 	case errors.Is(err, context.DeadlineExceeded):

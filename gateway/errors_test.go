@@ -22,6 +22,8 @@ func TestStatusOf(t *testing.T) {
 		{wrap(protocol.ErrModelNotFound), http.StatusNotFound},
 		{wrap(protocol.ErrNotReady), http.StatusServiceUnavailable},
 		{wrap(protocol.ErrUnavailable), http.StatusServiceUnavailable},
+		{wrap(protocol.ErrBadGateway), http.StatusBadGateway},
+		{wrap(protocol.ErrGatewayTimeout), http.StatusGatewayTimeout},
 		{wrap(context.Canceled), StatusClientClosedRequest},
 		{wrap(context.DeadlineExceeded), http.StatusGatewayTimeout},
 		{errors.New("boom"), http.StatusInternalServerError},

@@ -13,6 +13,18 @@ var (
 	ErrModelNotFound = errors.New("model not found")
 	// ErrNotReady: the model exists but cannot serve yet, or any more (503).
 	ErrNotReady = errors.New("model not ready")
-	// ErrUnavailable: the backend cannot serve now (503).
+	// ErrUnavailable: the backend cannot serve now: closed, unreachable,
+	// overloaded, or answering 503 (503). Another replica may serve.
 	ErrUnavailable = errors.New("backend unavailable")
+	// ErrBadGateway: the backend answered something that breaks the
+	// protocol: garbage, truncated JSON, the wrong number of logits (502).
+	ErrBadGateway = errors.New("bad gateway")
+	// ErrGatewayTimeout: a backend attempt ran out of its own time (504).
+	ErrGatewayTimeout = errors.New("backend timed out")
 )
+
+// Retryable reports whether another replica might succeed where this error
+// came from: the backend, not the request, was at fault.
+func Retryable(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrBadGateway) || errors.Is(err, ErrGatewayTimeout)
+}

@@ -1,0 +1,381 @@
+package kserve
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/chorusml/chorus/protocol"
+)
+
+// How a remote returns raw logits.
+const (
+	// LogitsKServe is KServe's Hugging Face server with --disable_postprocess
+	// (or --return_raw_logits): V1 predictions are {"0": x, "1": y} objects,
+	// V2 output-0 is BYTES "{0: x, 1: y}" strings.
+	LogitsKServe = "kserve"
+	// LogitsTensor is an FP32 tensor: V2 output OutputName of shape [n, k],
+	// V1 predictions [[x, y], ...] asked for with parameters.output (Chorus).
+	LogitsTensor = "tensor"
+)
+
+// Config says how to reach one remote predictor.
+type Config struct {
+	// URL is the server's base URL, e.g. http://10.0.0.5:8080.
+	URL string
+	// Model is the model's name on the remote.
+	Model string
+	// Protocol is "v1" or "v2".
+	Protocol string
+	// Logits is LogitsKServe or LogitsTensor.
+	Logits string
+	// OutputName is the V2 tensor holding logits (LogitsTensor). Default "logits".
+	OutputName string
+	// Labels are the model's labels, declared in the registry: remote
+	// protocols do not carry them.
+	Labels []string
+	// Revision is the remote model's declared version (a commit, a tag, an
+	// image digest). Change it when the remote model changes: together with
+	// the model name and labels it makes the fingerprint the cache keys
+	// logits by. It is the same for every replica of a model, not per URL.
+	Revision string
+	// Timeout bounds one attempt. Default 10s.
+	Timeout time.Duration
+	// Headers are sent with every request (e.g. Host for a KServe ingress).
+	Headers map[string]string
+	// MaxResponseBytes bounds a response body. Default 64 MiB.
+	MaxResponseBytes int64
+	// Client sends the requests; share one so connections are pooled and
+	// kept alive. Default: a client with its own pooled transport.
+	Client *http.Client
+}
+
+// Backend is a remote predictor.
+type Backend struct {
+	cfg         Config
+	host        string
+	fingerprint string
+}
+
+var _ protocol.Predictor = (*Backend)(nil)
+
+// New checks cfg and returns a backend; it does not contact the remote.
+func New(cfg Config) (*Backend, error) {
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	switch {
+	case cfg.URL == "":
+		return nil, errors.New("kserve backend: URL is required")
+	case cfg.Model == "":
+		return nil, errors.New("kserve backend: model name is required")
+	case cfg.Protocol != "v1" && cfg.Protocol != "v2":
+		return nil, fmt.Errorf("kserve backend: protocol %q, want v1 or v2", cfg.Protocol)
+	case cfg.Logits != LogitsKServe && cfg.Logits != LogitsTensor:
+		return nil, fmt.Errorf("kserve backend: logits %q, want %s or %s", cfg.Logits, LogitsKServe, LogitsTensor)
+	case len(cfg.Labels) == 0:
+		return nil, errors.New("kserve backend: labels are required")
+	}
+	if cfg.OutputName == "" {
+		cfg.OutputName = protocol.OutputLogits
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.MaxResponseBytes == 0 {
+		cfg.MaxResponseBytes = 64 << 20
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Transport: NewTransport()}
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "remote\nmodel=%s\nrevision=%s\nlabels=%q\n", cfg.Model, cfg.Revision, cfg.Labels)
+	return &Backend{cfg: cfg, host: cfg.Headers["Host"], fingerprint: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// NewTransport is a pooled, keep-alive transport sized for a gateway that
+// sends many concurrent requests to few hosts.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 128
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}
+
+// Metadata reports the declared labels and fingerprint.
+func (b *Backend) Metadata() protocol.ModelMetadata {
+	return protocol.ModelMetadata{Labels: b.cfg.Labels, Fingerprint: b.fingerprint, Platform: "remote_" + b.cfg.Protocol}
+}
+
+// Close releases idle connections.
+func (b *Backend) Close() error {
+	b.cfg.Client.CloseIdleConnections()
+	return nil
+}
+
+// Name is how logs and errors name this replica.
+func (b *Backend) Name() string { return b.cfg.URL + "/" + b.cfg.Model }
+
+// Predict sends one request to the remote, within the per-attempt timeout.
+func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits, error) {
+	if len(texts) == 0 {
+		return protocol.Logits{}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("predict: %w", err)
+	}
+	var (
+		path string
+		body []byte
+		err  error
+	)
+	if b.cfg.Protocol == "v1" {
+		path = "/v1/models/" + b.cfg.Model + ":predict"
+		req := map[string]any{"instances": texts}
+		if b.cfg.Logits == LogitsTensor {
+			req["parameters"] = map[string]string{"output": protocol.OutputLogits}
+		}
+		body, err = json.Marshal(req)
+	} else {
+		path = "/v2/models/" + b.cfg.Model + "/infer"
+		req := map[string]any{"inputs": []map[string]any{{"name": "input-0", "shape": []int{len(texts)}, "datatype": protocol.DatatypeBYTES, "data": texts}}}
+		if id := protocol.RequestID(ctx); id != "" {
+			req["id"] = id
+		}
+		if b.cfg.Logits == LogitsTensor {
+			req["outputs"] = []map[string]string{{"name": b.cfg.OutputName}}
+		}
+		body, err = json.Marshal(req)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	resp, err := b.post(ctx, path, body)
+	if err != nil {
+		return nil, err
+	}
+	var logits protocol.Logits
+	if b.cfg.Protocol == "v1" {
+		logits, err = b.decodeV1(resp)
+	} else {
+		logits, err = b.decodeV2(resp)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	if err := protocol.CheckShape(logits, len(texts), len(b.cfg.Labels)); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", b.Name(), protocol.ErrBadGateway, err)
+	}
+	return logits, nil
+}
+
+// post sends body and returns the response body of a 200, or an error
+// that says whether another replica might do better.
+func (b *Backend) post(ctx context.Context, path string, body []byte) ([]byte, error) {
+	attempt, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(attempt, http.MethodPost, b.cfg.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%s: build request: %w", b.Name(), err)
+	}
+	b.setHeaders(ctx, req)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.cfg.Client.Do(req)
+	if err != nil {
+		return nil, b.transportError(ctx, attempt, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, b.cfg.MaxResponseBytes+1))
+	if err != nil {
+		return nil, b.transportError(ctx, attempt, err)
+	}
+	if int64(len(data)) > b.cfg.MaxResponseBytes {
+		return nil, fmt.Errorf("%s: %w: response larger than %d bytes", b.Name(), protocol.ErrBadGateway, b.cfg.MaxResponseBytes)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, b.statusError(resp.StatusCode, data)
+	}
+	return data, nil
+}
+
+func (b *Backend) setHeaders(ctx context.Context, req *http.Request) {
+	for k, v := range b.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	if b.host != "" {
+		req.Host = b.host // Go sends req.Host, not a Host header
+	}
+	if id := protocol.RequestID(ctx); id != "" {
+		req.Header.Set("X-Request-Id", id)
+	}
+}
+
+// transportError classifies a failure to get a response: the client went
+// away (not retryable), our attempt timed out, or the remote is unreachable.
+func (b *Backend) transportError(ctx, attempt context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", b.Name(), ctx.Err())
+	}
+	if attempt.Err() != nil {
+		return fmt.Errorf("%s: %w after %v", b.Name(), protocol.ErrGatewayTimeout, b.cfg.Timeout)
+	}
+	// Refused, reset, cut mid-body: the replica is unreachable or broken.
+	return fmt.Errorf("%s: %w: %v", b.Name(), protocol.ErrUnavailable, err)
+}
+
+// statusError maps the remote's non-200 answer: its 4xx means our request
+// was refused (the client sees 400 with the remote's message); 5xx and
+// anything odd mean another replica may do better.
+func (b *Backend) statusError(code int, body []byte) error {
+	msg := strings.TrimSpace(string(body))
+	var e protocol.ErrorResponse
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	msg = clip(msg, 200)
+	switch {
+	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("%s answered %d: %s: %w", b.Name(), code, msg, protocol.ErrInvalidInput)
+	case code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests:
+		return fmt.Errorf("%s answered %d: %s: %w", b.Name(), code, msg, protocol.ErrUnavailable)
+	case code == http.StatusGatewayTimeout:
+		return fmt.Errorf("%s answered %d: %s: %w", b.Name(), code, msg, protocol.ErrGatewayTimeout)
+	default:
+		return fmt.Errorf("%s answered %d: %s: %w", b.Name(), code, msg, protocol.ErrBadGateway)
+	}
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func (b *Backend) decodeV1(data []byte) (protocol.Logits, error) {
+	var resp struct {
+		Predictions []json.RawMessage `json:"predictions"`
+	}
+	if err := json.Unmarshal(data, &resp); err != nil {
+		return nil, fmt.Errorf("%w: V1 response is not JSON: %v", protocol.ErrBadGateway, err)
+	}
+	out := make(protocol.Logits, len(resp.Predictions))
+	for i, p := range resp.Predictions {
+		row, err := v1Row(p, b.cfg.Logits)
+		if err != nil {
+			return nil, fmt.Errorf("%w: predictions[%d]: %v", protocol.ErrBadGateway, i, err)
+		}
+		out[i] = row
+	}
+	return out, nil
+}
+
+// v1Row reads one V1 prediction: a {"0": x, "1": y} object (KServe) or an
+// [x, y] array (tensor).
+func v1Row(raw json.RawMessage, format string) ([]float32, error) {
+	if format == LogitsTensor {
+		var row []float32
+		if err := json.Unmarshal(raw, &row); err != nil {
+			return nil, fmt.Errorf("want an array of numbers: %v", err)
+		}
+		return row, nil
+	}
+	var obj map[string]float64
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf(`want {"0": logit, ...}: %v`, err)
+	}
+	row := make([]float32, len(obj))
+	for i := range row {
+		v, ok := obj[fmt.Sprint(i)]
+		if !ok {
+			return nil, fmt.Errorf("labels are not 0..%d", len(obj)-1)
+		}
+		row[i] = float32(v)
+	}
+	return row, nil
+}
+
+func (b *Backend) decodeV2(data []byte) (protocol.Logits, error) {
+	var resp struct {
+		Outputs []struct {
+			Name     string          `json:"name"`
+			Shape    []int           `json:"shape"`
+			Datatype string          `json:"datatype"`
+			Data     json.RawMessage `json:"data"`
+		} `json:"outputs"`
+	}
+	if err := json.Unmarshal(data, &resp); err != nil {
+		return nil, fmt.Errorf("%w: V2 response is not JSON: %v", protocol.ErrBadGateway, err)
+	}
+	want := protocol.OutputDefault
+	if b.cfg.Logits == LogitsTensor {
+		want = b.cfg.OutputName
+	}
+	for _, o := range resp.Outputs {
+		if o.Name != want {
+			continue
+		}
+		if b.cfg.Logits == LogitsKServe {
+			var strs []string
+			if o.Datatype != protocol.DatatypeBYTES || json.Unmarshal(o.Data, &strs) != nil {
+				return nil, fmt.Errorf("%w: output %q is %s, want BYTES string-dicts of logits (is the remote running with --disable_postprocess?)", protocol.ErrBadGateway, want, o.Datatype)
+			}
+			out := make(protocol.Logits, len(strs))
+			for i, s := range strs {
+				row, err := protocol.ParsePyDict(s)
+				if err != nil {
+					return nil, fmt.Errorf("output %q[%d]: %w", want, i, err)
+				}
+				out[i] = row
+			}
+			return out, nil
+		}
+		var flat []float32
+		if o.Datatype != protocol.DatatypeFP32 || len(o.Shape) != 2 || json.Unmarshal(o.Data, &flat) != nil {
+			return nil, fmt.Errorf("%w: output %q is %s %v, want FP32 [n, k]", protocol.ErrBadGateway, want, o.Datatype, o.Shape)
+		}
+		n, k := o.Shape[0], o.Shape[1]
+		if n < 0 || k <= 0 || n*k != len(flat) {
+			return nil, fmt.Errorf("%w: output %q has shape %v but %d values", protocol.ErrBadGateway, want, o.Shape, len(flat))
+		}
+		out := make(protocol.Logits, n)
+		for i := range out {
+			out[i] = flat[i*k : (i+1)*k]
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: response has no output %q", protocol.ErrBadGateway, want)
+}
+
+// Ready asks the remote whether the model can serve: GET
+// /v2/models/{m}/ready or /v1/models/{m}. Used by active health checks.
+func (b *Backend) Ready(ctx context.Context) error {
+	path := "/v2/models/" + b.cfg.Model + "/ready"
+	if b.cfg.Protocol == "v1" {
+		path = "/v1/models/" + b.cfg.Model
+	}
+	attempt, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(attempt, http.MethodGet, b.cfg.URL+path, nil)
+	if err != nil {
+		return fmt.Errorf("%s: health: %w", b.Name(), err)
+	}
+	b.setHeaders(ctx, req)
+	resp, err := b.cfg.Client.Do(req)
+	if err != nil {
+		return b.transportError(ctx, attempt, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: health: HTTP %d: %w", b.Name(), resp.StatusCode, protocol.ErrUnavailable)
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+// Package proctest runs real processes for tests: the chorus binary built
+// once per test binary, servers on free ports, readiness polled with a
+// deadline, output streamed into the test log, signals and exit codes.
+package proctest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Root is the repository root.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Chorus builds cmd/chorus once per test binary and returns its path.
+func Chorus(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "chorus-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "chorus")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/chorus")
+		cmd.Dir = Root()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build chorus: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Process is a running server.
+type Process struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	Port int
+	URL  string
+	done chan struct{}
+	err  error
+	mu   sync.Mutex
+	out  bytes.Buffer
+}
+
+// Start runs name with args in the repo root, with env added ("K=V"). The
+// caller puts Port into args through the {port} placeholder. Cleanup kills
+// the process and waits for it.
+func Start(t testing.TB, env []string, name string, args ...string) *Process {
+	t.Helper()
+	return StartOnPort(t, FreePort(t), env, name, args...)
+}
+
+// StartOnPort is Start on a given port (to restart a server where it was).
+func StartOnPort(t testing.TB, port int, env []string, name string, args ...string) *Process {
+	t.Helper()
+	for i, a := range args {
+		if a == "{port}" {
+			args[i] = strconv.Itoa(port)
+		}
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Dir = Root()
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	p := &Process{t: t, cmd: cmd, Port: port, URL: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	go func() {
+		<-copied
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+		t.Logf("%s %v output:\n%s", filepath.Base(name), args, p.Output())
+	})
+	return p
+}
+
+// Output is what the process printed so far.
+func (p *Process) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// WaitReady polls path until it answers 200, the process exits, or timeout.
+func (p *Process) WaitReady(path string, timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		select {
+		case <-p.done:
+			p.t.Fatalf("process exited before ready: %v\n%s", p.err, p.Output())
+		default:
+		}
+		resp, err := client.Get(p.URL + path)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("not ready after %v:\n%s", timeout, p.Output())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// Signal sends sig.
+func (p *Process) Signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Process) Kill() {
+	p.t.Helper()
+	p.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Stop sends sig and returns the exit code, failing after timeout.
+func (p *Process) Stop(sig syscall.Signal, timeout time.Duration) int {
+	p.t.Helper()
+	p.Signal(sig)
+	return p.Wait(timeout)
+}
+
+// Wait returns the exit code once the process ends, failing after timeout.
+func (p *Process) Wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("still running %v later", timeout)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Run runs name to completion and returns its exit code and output.
+func Run(t testing.TB, env []string, name string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = Root()
+	cmd.Env = append(os.Environ(), env...)
+	out, _ := cmd.CombinedOutput()
+	return cmd.ProcessState.ExitCode(), string(out)
+}
