@@ -1,0 +1,260 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/chorusml/chorus/protocol"
+)
+
+// Options tune a pool. Zero fields take the defaults in Defaults.
+type Options struct {
+	// Policy is PolicyLeastOutstanding (default), PolicyRoundRobin or PolicyWeighted.
+	Policy string
+	// Attempts bounds tries per request, the first included (default 3).
+	Attempts int
+	// Budget bounds the total time of all tries (default 30s).
+	Budget time.Duration
+	// MaxInFlight bounds concurrent requests per replica (0: no bound).
+	MaxInFlight int
+	// EjectAfter consecutive retryable failures eject a replica (default 3)
+	// for EjectFor (default 1s), doubling per ejection in a row up to
+	// EjectMax (default 30s).
+	EjectAfter int
+	EjectFor   time.Duration
+	EjectMax   time.Duration
+	// The breaker opens when at least BreakerMinRequests requests in a
+	// BreakerWindow (default 10 in 10s) failed at BreakerFailureRatio
+	// (default 0.5) or more, and lets one probe through after BreakerTimeout
+	// (default 5s).
+	BreakerMinRequests  uint32
+	BreakerFailureRatio float64
+	BreakerWindow       time.Duration
+	BreakerTimeout      time.Duration
+	// Active health checks, for backends that can be asked (remote ones):
+	// every HealthInterval (default 2s, negative: off), each bounded by
+	// HealthTimeout (default 1s); Fall failures mark a replica down
+	// (default 2), Rise successes bring it back (default 1).
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
+	Fall, Rise     int
+	// Now and Rand are the clock and randomness (tests inject them).
+	Now  func() time.Time
+	Rand func(n int) int
+}
+
+// Defaults fills the zero fields of o.
+func (o Options) Defaults() Options {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if o.Policy == "" {
+		o.Policy = PolicyLeastOutstanding
+	}
+	def(&o.Attempts, 3)
+	def(&o.EjectAfter, 3)
+	def(&o.Fall, 2)
+	def(&o.Rise, 1)
+	defD(&o.Budget, 30*time.Second)
+	defD(&o.EjectFor, time.Second)
+	defD(&o.EjectMax, 30*time.Second)
+	defD(&o.BreakerWindow, 10*time.Second)
+	defD(&o.BreakerTimeout, 5*time.Second)
+	defD(&o.HealthInterval, 2*time.Second)
+	defD(&o.HealthTimeout, time.Second)
+	if o.BreakerMinRequests == 0 {
+		o.BreakerMinRequests = 10
+	}
+	if o.BreakerFailureRatio == 0 {
+		o.BreakerFailureRatio = 0.5
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.IntN
+	}
+	return o
+}
+
+// Pool serves a model from its replicas.
+type Pool struct {
+	replicas []*Replica
+	opts     Options
+	rr       atomic.Uint64
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New builds a pool; Start begins its health checks.
+func New(replicas []*Replica, opts Options) (*Pool, error) {
+	if len(replicas) == 0 {
+		return nil, errors.New("pool: no replicas")
+	}
+	opts = opts.Defaults()
+	for _, r := range replicas {
+		r.maxInflight = int64(opts.MaxInFlight)
+		r.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+			Name:        r.Name,
+			MaxRequests: 1,
+			Interval:    opts.BreakerWindow,
+			Timeout:     opts.BreakerTimeout,
+			ReadyToTrip: func(c gobreaker.Counts) bool {
+				return c.Requests >= opts.BreakerMinRequests && float64(c.TotalFailures) >= opts.BreakerFailureRatio*float64(c.Requests)
+			},
+		})
+	}
+	return &Pool{replicas: replicas, opts: opts}, nil
+}
+
+// Replicas lists the pool's replicas.
+func (p *Pool) Replicas() []*Replica { return p.replicas }
+
+// Ready reports whether at least one replica is admitted by health checks.
+func (p *Pool) Ready() bool {
+	now := p.opts.Now()
+	for _, r := range p.replicas {
+		if r.Healthy(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// Start runs active health checks until Close, for replicas whose backend
+// can be asked.
+func (p *Pool) Start(ctx context.Context) {
+	if p.opts.HealthInterval < 0 {
+		return
+	}
+	var checked []*Replica
+	for _, r := range p.replicas {
+		if _, ok := r.backend.(readier); ok {
+			checked = append(checked, r)
+		}
+	}
+	if len(checked) == 0 {
+		return
+	}
+	ctx, p.stop = context.WithCancel(ctx)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(p.opts.HealthInterval)
+		defer t.Stop()
+		for {
+			p.CheckNow(ctx, checked)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// CheckNow runs one round of active health checks on replicas.
+func (p *Pool) CheckNow(ctx context.Context, replicas []*Replica) {
+	var wg sync.WaitGroup
+	for _, r := range replicas {
+		rd, ok := r.backend.(readier)
+		if !ok {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, p.opts.HealthTimeout)
+			defer cancel()
+			err := rd.Ready(cctx)
+			if ctx.Err() == nil {
+				r.recordCheck(err == nil, &p.opts)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// Close stops health checks and closes every replica's backend.
+func (p *Pool) Close() error {
+	if p.stop != nil {
+		p.stop()
+	}
+	p.wg.Wait()
+	var errs []error
+	for _, r := range p.replicas {
+		errs = append(errs, r.backend.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Predict sends texts to a replica and, when it fails in a way another
+// replica might not, to another: at most Attempts tries within Budget,
+// never after the client has gone, never for a request the backend
+// refused. When no replica can take the request it fails at once with
+// ErrUnavailable.
+func (p *Pool) Predict(ctx context.Context, texts []string) (protocol.Logits, error) {
+	budget, cancel := context.WithTimeout(ctx, p.opts.Budget)
+	defer cancel()
+	tried := map[*Replica]bool{}
+	var lastErr error
+	for attempt := 0; attempt < p.opts.Attempts; {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("client gone: %w", err)
+		}
+		if budget.Err() != nil {
+			return nil, fmt.Errorf("retry budget of %v spent: %w (last: %v)", p.opts.Budget, protocol.ErrGatewayTimeout, lastErr)
+		}
+		r := p.pick(p.opts.Now(), tried)
+		if r == nil {
+			break
+		}
+		tried[r] = true
+		done, err := r.breaker.Allow()
+		if err != nil {
+			continue // open or probing: not an attempt, try another
+		}
+		attempt++
+		r.inflight.Add(1)
+		logits, err := r.backend.Predict(budget, texts)
+		r.inflight.Add(-1)
+		switch {
+		case err == nil:
+			done(nil)
+			r.recordSuccess()
+			return logits, nil
+		case protocol.Retryable(err):
+			done(err)
+			r.recordFailure(p.opts.Now(), &p.opts)
+			lastErr = err
+		default:
+			// The request's fault, or the client's: the replica is fine.
+			done(nil)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("client gone: %w", ctx.Err())
+			}
+			if budget.Err() != nil {
+				return nil, fmt.Errorf("retry budget of %v spent: %w", p.opts.Budget, protocol.ErrGatewayTimeout)
+			}
+			return nil, err
+		}
+	}
+	if lastErr != nil {
+		return nil, fmt.Errorf("%d of %d replicas tried: %w", len(tried), len(p.replicas), lastErr)
+	}
+	return nil, fmt.Errorf("%w: all %d replicas are down or at capacity", protocol.ErrUnavailable, len(p.replicas))
+}
