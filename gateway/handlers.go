@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -21,9 +23,16 @@ func (s *Server) v1List(c *gin.Context) {
 // modelReady answers V1 GET /v1/models/{name} and V2 .../ready alike: both
 // protocols use {"name": ..., "ready": true}.
 func (s *Server) modelReady(c *gin.Context) {
-	m, err := s.model(c)
+	m, v, err := s.model(c)
 	if err != nil {
 		s.abort(c, err)
+		return
+	}
+	if c.Param("version") == "" {
+		v = nil // any version will do
+	}
+	if !m.Ready(v) {
+		s.abort(c, fmt.Errorf("%w: %q: no replica is healthy", protocol.ErrNotReady, m.Name))
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"name": m.Name, "ready": true})
@@ -36,7 +45,7 @@ func (s *Server) v1Predict(c *gin.Context) {
 		return
 	}
 	c.Params = append(c.Params[:0:0], gin.Param{Key: "name", Value: name})
-	m, err := s.model(c)
+	m, v, err := s.model(c)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -54,7 +63,7 @@ func (s *Server) v1Predict(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	logits, err := m.Predict(c.Request.Context(), req.Instances)
+	logits, err := m.Predict(s.requestContext(c), v, req.Instances)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -76,7 +85,7 @@ func (s *Server) v2ServerReady(c *gin.Context) {
 }
 
 func (s *Server) v2ModelMetadata(c *gin.Context) {
-	m, err := s.model(c)
+	m, _, err := s.model(c)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -88,14 +97,16 @@ func (s *Server) v2ModelMetadata(c *gin.Context) {
 		Inputs:   []protocol.TensorMetadata{{Name: "input-0", Datatype: protocol.DatatypeBYTES, Shape: []int64{-1}}},
 		Outputs:  outputsMetadata(m.Mode, len(meta.Labels)),
 	}
-	if m.Version != "" {
-		resp.Versions = []string{m.Version}
+	for _, v := range m.Versions() {
+		if v.Name != "" {
+			resp.Versions = append(resp.Versions, v.Name)
+		}
 	}
 	c.JSON(http.StatusOK, resp)
 }
 
 func (s *Server) v2Infer(c *gin.Context) {
-	m, err := s.model(c)
+	m, v, err := s.model(c)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -113,7 +124,7 @@ func (s *Server) v2Infer(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	logits, err := m.Predict(c.Request.Context(), req.Texts)
+	logits, err := m.Predict(s.requestContext(c), v, req.Texts)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -123,8 +134,13 @@ func (s *Server) v2Infer(c *gin.Context) {
 		id = uuid.NewString()
 	}
 	resp := protocol.InferResponse{ModelName: m.Name, ID: id, Outputs: v2Outputs(m.Mode, logits, req.Outputs)}
-	if m.Version != "" {
-		resp.ModelVersion = &m.Version
+	if v.Name != "" {
+		resp.ModelVersion = &v.Name
 	}
 	c.JSON(http.StatusOK, resp)
+}
+
+// requestContext carries the request id to the backends.
+func (s *Server) requestContext(c *gin.Context) context.Context {
+	return protocol.WithRequestID(c.Request.Context(), requestID(c))
 }

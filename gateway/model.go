@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"math/rand/v2"
+	"slices"
 
+	"github.com/chorusml/chorus/gateway/pool"
 	"github.com/chorusml/chorus/protocol"
 )
 
@@ -21,52 +23,145 @@ const (
 	ModeRawLogits
 )
 
-// Model is a named model served by one or more replicas.
+// Version is one version of a model, served by a pool of replicas.
+type Version struct {
+	// Name is "" for an unversioned model (model_version null).
+	Name string
+	// Traffic is its percentage of unversioned requests (0: see Model).
+	Traffic int
+	Pool    *pool.Pool
+}
+
+// Model is a named model: one or more versions, each a pool of replicas.
 type Model struct {
 	Name     string
-	Version  string // "" when the model is unversioned
 	Mode     Mode
-	replicas []protocol.Predictor
 	meta     protocol.ModelMetadata
-	next     atomic.Uint64
+	versions []*Version
+	// def takes unversioned requests when no version sets traffic.
+	def  *Version
+	rand func(n int) int
 }
 
-// NewModel checks that every replica serves the same labels.
-func NewModel(name, version string, mode Mode, replicas []protocol.Predictor) (*Model, error) {
-	if len(replicas) == 0 {
-		return nil, fmt.Errorf("model %s: no replicas", name)
+// NewModel checks that every replica of every version serves labels (or,
+// when labels is nil, the labels of the first replica) and that defaultVersion
+// names a version ("" means the first).
+func NewModel(name string, mode Mode, labels []string, versions []*Version, defaultVersion string) (*Model, error) {
+	if len(versions) == 0 {
+		return nil, fmt.Errorf("model %s: no versions", name)
 	}
-	meta := replicas[0].Metadata()
-	for i, r := range replicas[1:] {
-		if got := r.Metadata().Labels; fmt.Sprint(got) != fmt.Sprint(meta.Labels) {
-			return nil, fmt.Errorf("model %s: replica %d has labels %v, replica 0 has %v", name, i+1, got, meta.Labels)
+	m := &Model{Name: name, Mode: mode, versions: versions, def: versions[0], rand: rand.IntN}
+	first := ""
+	for _, v := range versions {
+		for _, r := range v.Pool.Replicas() {
+			meta := r.Backend().Metadata()
+			if labels == nil {
+				labels, first = meta.Labels, r.Name
+				m.meta = meta
+			}
+			if !slices.Equal(meta.Labels, labels) {
+				src := "the registry's labels"
+				if first != "" {
+					src = "replica " + first
+				}
+				return nil, fmt.Errorf("model %s: replica %s serves labels %v, %s are %v", name, r.Name, meta.Labels, src, labels)
+			}
+			if m.meta.Fingerprint == "" {
+				m.meta = meta
+			}
+		}
+		if v.Name == defaultVersion {
+			m.def = v
 		}
 	}
-	return &Model{Name: name, Version: version, Mode: mode, replicas: replicas, meta: meta}, nil
+	m.meta.Labels = labels
+	if defaultVersion != "" && m.def.Name != defaultVersion {
+		return nil, fmt.Errorf("model %s: default version %q is not one of its versions", name, defaultVersion)
+	}
+	return m, nil
 }
 
-// Metadata is the metadata of the model's first replica.
+// NewSingle is a model with one unversioned pool.
+func NewSingle(name string, mode Mode, p *pool.Pool) (*Model, error) {
+	return NewModel(name, mode, nil, []*Version{{Pool: p}}, "")
+}
+
+// Metadata is the model's labels and its first replica's metadata.
 func (m *Model) Metadata() protocol.ModelMetadata { return m.meta }
 
-// Predict scores texts on the next replica, round robin, and checks that
-// the backend kept the contract's shape.
-func (m *Model) Predict(ctx context.Context, texts []string) (protocol.Logits, error) {
-	r := m.replicas[m.next.Add(1)%uint64(len(m.replicas))]
-	logits, err := r.Predict(ctx, texts)
+// Versions lists the model's versions.
+func (m *Model) Versions() []*Version { return m.versions }
+
+// Route picks the version for a request: the one named, else by traffic
+// split, else the default.
+func (m *Model) Route(version string) (*Version, error) {
+	if version != "" {
+		for _, v := range m.versions {
+			if v.Name == version {
+				return v, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: %q has no version %q", protocol.ErrModelNotFound, m.Name, version)
+	}
+	if m.totalTraffic() == 0 {
+		return m.def, nil
+	}
+	n := m.rand(100)
+	for _, v := range m.versions {
+		if n < v.Traffic {
+			return v, nil
+		}
+		n -= v.Traffic
+	}
+	return m.def, nil
+}
+
+func (m *Model) totalTraffic() int {
+	t := 0
+	for _, v := range m.versions {
+		t += v.Traffic
+	}
+	return t
+}
+
+// Predict scores texts on version v and checks that the backend kept the
+// contract's shape.
+func (m *Model) Predict(ctx context.Context, v *Version, texts []string) (protocol.Logits, error) {
+	logits, err := v.Pool.Predict(ctx, texts)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", m.Name, err)
 	}
 	if err := protocol.CheckShape(logits, len(texts), len(m.meta.Labels)); err != nil {
-		return nil, fmt.Errorf("model %s: backend broke the contract: %w", m.Name, err)
+		return nil, fmt.Errorf("model %s: %w: backend broke the contract: %v", m.Name, protocol.ErrBadGateway, err)
 	}
 	return logits, nil
 }
 
-// Close closes every replica.
+// Ready reports whether version v (nil: any version) can serve.
+func (m *Model) Ready(v *Version) bool {
+	if v != nil {
+		return v.Pool.Ready()
+	}
+	for _, v := range m.versions {
+		if v.Pool.Ready() {
+			return true
+		}
+	}
+	return false
+}
+
+// Start begins every pool's health checks.
+func (m *Model) Start(ctx context.Context) {
+	for _, v := range m.versions {
+		v.Pool.Start(ctx)
+	}
+}
+
+// Close closes every version's pool.
 func (m *Model) Close() error {
 	var errs []error
-	for _, r := range m.replicas {
-		errs = append(errs, r.Close())
+	for _, v := range m.versions {
+		errs = append(errs, v.Pool.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -91,20 +186,24 @@ func NewRegistry(models []*Model) (*Registry, error) {
 	return r, nil
 }
 
-// Get finds a model; version "" means the default.
-func (r *Registry) Get(name, version string) (*Model, error) {
+// Get finds a model by name.
+func (r *Registry) Get(name string) (*Model, error) {
 	m, ok := r.byName[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", protocol.ErrModelNotFound, name)
-	}
-	if version != "" && version != m.Version {
-		return nil, fmt.Errorf("%w: %q has no version %q", protocol.ErrModelNotFound, name, version)
 	}
 	return m, nil
 }
 
 // Names lists the models in registry order.
 func (r *Registry) Names() []string { return r.names }
+
+// Start begins every model's health checks.
+func (r *Registry) Start(ctx context.Context) {
+	for _, name := range r.names {
+		r.byName[name].Start(ctx)
+	}
+}
 
 // Close closes every model.
 func (r *Registry) Close() error {

@@ -81,20 +81,26 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 // Ready reports readiness: models loaded and not shutting down.
 func (s *Server) Ready() bool { return s.ready.Load() && s.models.Load() != nil }
 
-// model resolves a served model, or says why it cannot.
-func (s *Server) model(c *gin.Context) (*Model, error) {
+// model resolves the model a request names and the version to serve it
+// (the one in the path; else by traffic split or the default), or says why
+// it cannot.
+func (s *Server) model(c *gin.Context) (*Model, *Version, error) {
 	r := s.models.Load()
 	if r == nil {
-		return nil, fmt.Errorf("%w: models are still loading", protocol.ErrNotReady)
+		return nil, nil, fmt.Errorf("%w: models are still loading", protocol.ErrNotReady)
 	}
-	m, err := r.Get(c.Param("name"), c.Param("version"))
+	m, err := r.Get(c.Param("name"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	v, err := m.Route(c.Param("version"))
+	if err != nil {
+		return nil, nil, err
 	}
 	if !s.ready.Load() {
-		return nil, fmt.Errorf("%w: %q: the server is shutting down", protocol.ErrNotReady, m.Name)
+		return nil, nil, fmt.Errorf("%w: %q: the server is shutting down", protocol.ErrNotReady, m.Name)
 	}
-	return m, nil
+	return m, v, nil
 }
 
 // readBody reads at most MaxBodyBytes.

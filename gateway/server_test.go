@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/chorusml/chorus/backends/onnx"
 	"github.com/chorusml/chorus/backends/onnx/onnxtest"
 	"github.com/chorusml/chorus/gateway"
+	"github.com/chorusml/chorus/gateway/pool"
 	"github.com/chorusml/chorus/protocol"
 )
 
@@ -54,11 +56,7 @@ func newServer(t *testing.T) *gateway.Server {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := gateway.NewModel(s.name, s.version, s.mode, []protocol.Predictor{p})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ms = append(ms, m)
+		ms = append(ms, newModel(t, s.name, s.version, s.mode, p))
 	}
 	reg, err := gateway.NewRegistry(ms)
 	if err != nil {
@@ -69,6 +67,24 @@ func newServer(t *testing.T) *gateway.Server {
 	srv.SetRegistry(reg)
 	srv.SetReady(true)
 	return srv
+}
+
+// newModel serves predictors as one version (unversioned when version is "").
+func newModel(t *testing.T, name, version string, mode gateway.Mode, ps ...protocol.Predictor) *gateway.Model {
+	t.Helper()
+	var rs []*pool.Replica
+	for i, p := range ps {
+		rs = append(rs, pool.NewReplica(fmt.Sprint(name, "-", i), 1, p))
+	}
+	pl, err := pool.New(rs, pool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := gateway.NewModel(name, mode, nil, []*gateway.Version{{Name: version, Pool: pl}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func do(srv *gateway.Server, method, path, body string) *httptest.ResponseRecorder {

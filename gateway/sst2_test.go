@@ -28,10 +28,7 @@ func TestRealSST2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := gateway.NewModel("distilbert", "", gateway.ModeProbabilities, []protocol.Predictor{p})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newModel(t, "distilbert", "", gateway.ModeProbabilities, p)
 	reg, err := gateway.NewRegistry([]*gateway.Model{m})
 	if err != nil {
 		t.Fatal(err)

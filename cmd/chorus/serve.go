@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,9 +15,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chorusml/chorus/backends/kserve"
 	"github.com/chorusml/chorus/backends/onnx"
 	"github.com/chorusml/chorus/gateway"
 	"github.com/chorusml/chorus/gateway/config"
+	"github.com/chorusml/chorus/gateway/pool"
 	"github.com/chorusml/chorus/protocol"
 	"github.com/chorusml/chorus/storage"
 )
@@ -68,6 +72,7 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	}
 	// Models after the HTTP server has drained: in-flight requests use them.
 	defer reg.Close()
+	reg.Start(ctx)
 	srv.SetRegistry(reg)
 	srv.SetReady(true)
 	log.Info("ready", slog.Int("models", len(reg.Names())))
@@ -91,54 +96,159 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	return nil
 }
 
-// loadModels opens every replica of every model; on any failure it closes
-// what it opened, so start-up is all or nothing.
+// loadModels builds every model: each replica's backend, a pool per
+// version, label checks. On any failure it closes what it opened, so start-up
+// is all or nothing.
 func loadModels(ctx context.Context, rt *onnx.Runtime, hub *storage.Hub, cfg *config.Config, log *slog.Logger) (*gateway.Registry, error) {
+	b := &builder{rt: rt, hub: hub, clients: map[config.TLS]*http.Client{}}
 	var models []*gateway.Model
-	closeAll := func() {
+	fail := func(err error) (*gateway.Registry, error) {
 		for _, m := range models {
 			_ = m.Close()
 		}
+		b.closeOpen()
+		return nil, err
 	}
 	for _, mc := range cfg.Models {
-		var replicas []protocol.Predictor
-		for i, rc := range mc.Replicas {
-			if err := ctx.Err(); err != nil {
-				closeAll()
-				return nil, fmt.Errorf("loading interrupted: %w", err)
-			}
-			dir, err := storage.Resolve(ctx, rc.Location, hub)
-			var p *onnx.Model
-			if err == nil {
-				p, err = rt.Open(dir, onnx.Options{MaxLength: rc.MaxLength, IntraOpThreads: rc.IntraOpThreads})
-			}
+		versions := mc.Versions
+		if len(versions) == 0 {
+			versions = []config.Version{{Name: mc.Version, Replicas: mc.Replicas}}
+		}
+		var vs []*gateway.Version
+		for _, vc := range versions {
+			p, err := b.pool(ctx, mc, vc)
 			if err != nil {
-				for _, r := range replicas {
-					_ = r.Close()
-				}
-				closeAll()
-				return nil, fmt.Errorf("models[%s].replicas[%d]: %w", mc.Name, i, err)
+				return fail(err)
 			}
-			replicas = append(replicas, p)
+			vs = append(vs, &gateway.Version{Name: vc.Name, Traffic: vc.Traffic, Pool: p})
 		}
-		m, err := gateway.NewModel(mc.Name, mc.Version, modeOf(mc), replicas)
+		m, err := gateway.NewModel(mc.Name, modeOf(mc), mc.Labels, vs, mc.DefaultVersion)
 		if err != nil {
-			for _, r := range replicas {
-				_ = r.Close()
-			}
-			closeAll()
-			return nil, err
+			return fail(err) // closes the replicas the pools hold
 		}
+		b.open = nil // the model owns its replicas now
 		models = append(models, m)
-		log.Info("model loaded", slog.String("model", mc.Name), slog.Int("replicas", len(replicas)),
-			slog.Any("labels", m.Metadata().Labels), slog.String("fingerprint", m.Metadata().Fingerprint[:12]))
+		log.Info("model loaded", slog.String("model", mc.Name), slog.Int("versions", len(vs)),
+			slog.Any("labels", m.Metadata().Labels), slog.String("fingerprint", short(m.Metadata().Fingerprint)))
 	}
 	reg, err := gateway.NewRegistry(models)
 	if err != nil {
-		closeAll()
-		return nil, err
+		return fail(err)
 	}
 	return reg, nil
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// builder turns replica configs into backends, sharing one HTTP client
+// (and so one connection pool) per TLS setting.
+type builder struct {
+	rt      *onnx.Runtime
+	hub     *storage.Hub
+	clients map[config.TLS]*http.Client
+	open    []protocol.Predictor // opened, not yet owned by a model
+}
+
+func (b *builder) closeOpen() {
+	for _, p := range b.open {
+		_ = p.Close()
+	}
+	b.open = nil
+}
+
+func (b *builder) pool(ctx context.Context, mc config.Model, vc config.Version) (*pool.Pool, error) {
+	var rs []*pool.Replica
+	for i, rc := range vc.Replicas {
+		path := fmt.Sprintf("models[%s].replicas[%d]", mc.Name, i)
+		if vc.Name != "" && len(mc.Versions) > 0 {
+			path = fmt.Sprintf("models[%s].versions[%s].replicas[%d]", mc.Name, vc.Name, i)
+		}
+		p, name, err := b.backend(ctx, mc, rc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		b.open = append(b.open, p)
+		rs = append(rs, pool.NewReplica(name, rc.Weight, p))
+	}
+	pc := mc.Pool
+	return pool.New(rs, pool.Options{
+		Policy:              pc.Policy,
+		Attempts:            pc.Attempts,
+		Budget:              time.Duration(pc.Budget),
+		MaxInFlight:         pc.MaxInFlight,
+		EjectAfter:          pc.Ejection.After,
+		EjectFor:            time.Duration(pc.Ejection.Base),
+		EjectMax:            time.Duration(pc.Ejection.Max),
+		BreakerMinRequests:  uint32(pc.Breaker.MinRequests),
+		BreakerFailureRatio: pc.Breaker.FailureRatio,
+		BreakerWindow:       time.Duration(pc.Breaker.Window),
+		BreakerTimeout:      time.Duration(pc.Breaker.Timeout),
+		HealthInterval:      time.Duration(pc.Health.Interval),
+		HealthTimeout:       time.Duration(pc.Health.Timeout),
+		Fall:                pc.Health.Fall,
+		Rise:                pc.Health.Rise,
+	})
+}
+
+func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replica) (protocol.Predictor, string, error) {
+	if rc.Type == config.TypeKServe {
+		client, err := b.client(rc.TLS)
+		if err != nil {
+			return nil, "", err
+		}
+		k, err := kserve.New(kserve.Config{URL: rc.URL, Model: rc.Model, Protocol: rc.Protocol, Logits: rc.Logits,
+			OutputName: rc.Output, Labels: mc.Labels, Revision: rc.Revision, Timeout: time.Duration(rc.Timeout),
+			Headers: rc.Headers, Client: client})
+		if err != nil {
+			return nil, "", err
+		}
+		return k, k.Name(), nil
+	}
+	dir, err := storage.Resolve(ctx, rc.Location, b.hub)
+	if err != nil {
+		return nil, "", err
+	}
+	m, err := b.rt.Open(dir, onnx.Options{MaxLength: rc.MaxLength, IntraOpThreads: rc.IntraOpThreads})
+	if err != nil {
+		return nil, "", err
+	}
+	return m, "onnx:" + rc.Location.String(), nil
+}
+
+func (b *builder) client(t config.TLS) (*http.Client, error) {
+	if c, ok := b.clients[t]; ok {
+		return c, nil
+	}
+	tr := kserve.NewTransport()
+	if t != (config.TLS{}) {
+		tc := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, for tests
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("tls.ca_file: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("tls.ca_file %s: no certificates", t.CAFile)
+			}
+		}
+		if t.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("tls client certificate: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		tr.TLSClientConfig = tc
+	}
+	c := &http.Client{Transport: tr}
+	b.clients[t] = c
+	return c, nil
 }
 
 func modeOf(m config.Model) gateway.Mode {

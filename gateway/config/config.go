@@ -49,8 +49,13 @@ type Model struct {
 	// Name addresses the model in /v1/models/{name} and /v2/models/{name}.
 	// Letters, digits, '.', '_' and '-'. Required, unique.
 	Name string `yaml:"name"`
+	// Labels are the class names by index. Optional for in-process models
+	// (checked against each backend's config.json when given); required when
+	// any replica is remote, since remote protocols do not carry them.
+	Labels []string `yaml:"labels"`
 	// Version, if set, is reported as model_version and makes
 	// /v2/models/{name}/versions/{version} resolve. Default: none (null).
+	// Exclusive with versions.
 	Version string `yaml:"version"`
 	// ReturnProbabilities makes the default output KServe's probability
 	// strings, as the KServe Hugging Face server's --return_probabilities.
@@ -59,14 +64,94 @@ type Model struct {
 	// DisablePostprocess makes the default output KServe's raw-logit
 	// strings, as --disable_postprocess. Default false.
 	DisablePostprocess bool `yaml:"disable_postprocess"`
-	// Replicas serve the model; requests are spread over them. At least one.
+	// Replicas serve the model; requests are spread over them. At least one,
+	// unless versions are given.
 	Replicas []Replica `yaml:"replicas"`
+	// Versions serve the model side by side, each with its own replicas:
+	// /v2/models/{name}/versions/{v}/infer picks one; unversioned requests
+	// go to default_version, or are split by the versions' traffic.
+	Versions []Version `yaml:"versions"`
+	// DefaultVersion takes unversioned requests when no version sets
+	// traffic. Default: the first version.
+	DefaultVersion string `yaml:"default_version"`
+	// Pool tunes how requests are spread over replicas.
+	Pool Pool `yaml:"pool"`
+}
+
+// Version is one version of a model.
+type Version struct {
+	// Name of the version, as in /versions/{name}. Required, unique.
+	Name string `yaml:"name"`
+	// Traffic is the percentage of unversioned requests this version takes
+	// (a canary rollout, like KServe's canaryTrafficPercent). Either every
+	// version's traffic is 0 (default_version takes all) or they sum to 100.
+	Traffic int `yaml:"traffic"`
+	// Replicas serve this version. At least one.
+	Replicas []Replica `yaml:"replicas"`
+}
+
+// Pool tunes replica selection, retries and health. Zero means the default.
+type Pool struct {
+	// Policy: least_outstanding (default: power of two choices by requests
+	// in flight), round_robin, or weighted (by replica weight).
+	Policy string `yaml:"policy"`
+	// Attempts per request, the first included, each on another replica.
+	// Default 3.
+	Attempts int `yaml:"attempts"`
+	// Budget bounds the time of all attempts together. Default 30s.
+	Budget Duration `yaml:"budget"`
+	// MaxInFlight bounds concurrent requests per replica. Default 0: none.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// Ejection takes a replica out after consecutive failures.
+	Ejection Ejection `yaml:"ejection"`
+	// Health checks remote replicas actively.
+	Health Health `yaml:"health"`
+	// Breaker is the per-replica circuit breaker.
+	Breaker Breaker `yaml:"breaker"`
+}
+
+// Ejection is passive health checking.
+type Ejection struct {
+	// After this many consecutive failures (default 3) a replica is out for
+	// Base (default 1s), doubling per ejection in a row up to Max (default 30s).
+	After int      `yaml:"after"`
+	Base  Duration `yaml:"base"`
+	Max   Duration `yaml:"max"`
+}
+
+// Health is active health checking of remote replicas
+// (GET /v2/models/{m}/ready, or /v1/models/{m} for V1).
+type Health struct {
+	// Interval between checks (default 2s; "-1s" turns checks off).
+	Interval Duration `yaml:"interval"`
+	// Timeout of one check (default 1s).
+	Timeout Duration `yaml:"timeout"`
+	// Fall failed checks in a row mark a replica down (default 2); Rise
+	// good ones bring it back (default 1).
+	Fall int `yaml:"fall"`
+	Rise int `yaml:"rise"`
+}
+
+// Breaker opens when, within Window (default 10s), at least MinRequests
+// (default 10) requests were made and FailureRatio (default 0.5) of them
+// failed; after Timeout (default 5s) it lets one probe through.
+type Breaker struct {
+	MinRequests  int      `yaml:"min_requests"`
+	FailureRatio float64  `yaml:"failure_ratio"`
+	Window       Duration `yaml:"window"`
+	Timeout      Duration `yaml:"timeout"`
 }
 
 // Replica is one backend serving a model.
 type Replica struct {
-	// Type of backend: "onnx" (in-process ONNX Runtime). Required.
+	// Type of backend: "onnx" (in-process ONNX Runtime) or "kserve" (a
+	// remote KServe V1 / Open Inference Protocol V2 server). Required.
 	Type string `yaml:"type"`
+	// Weight is the replica's share under the weighted policy. Default 1.
+	Weight int `yaml:"weight"`
+
+	// type: onnx
+
 	// ModelDir is a Hugging Face model folder with an ONNX graph
 	// (onnx/model.onnx or model.onnx), config.json and tokenizer.json (or
 	// vocab.txt). Relative paths are resolved against the registry file.
@@ -76,14 +161,54 @@ type Replica struct {
 	// or hf://ORG/REPO[@REVISION] (downloaded into the Hugging Face cache,
 	// honouring HF_TOKEN, HF_ENDPOINT, HF_HOME/HF_HUB_CACHE, HF_HUB_OFFLINE).
 	StorageURI string `yaml:"storage_uri"`
-	// Location is model_dir or storage_uri, parsed; set by Validate.
-	Location storage.Location `yaml:"-"`
 	// MaxLength truncates texts to this many tokens. Default: the model's
 	// max_position_embeddings.
 	MaxLength int `yaml:"max_length"`
 	// IntraOpThreads for ONNX Runtime. Default 0: one per core.
 	IntraOpThreads int `yaml:"intra_op_threads"`
+	// Location is model_dir or storage_uri, parsed; set by Validate.
+	Location storage.Location `yaml:"-"`
+
+	// type: kserve
+
+	// URL is the remote server's base URL (http:// or https://). Required.
+	URL string `yaml:"url"`
+	// Model is the model's name on the remote. Default: this model's name.
+	Model string `yaml:"model"`
+	// Protocol is v1 or v2. Default v2.
+	Protocol string `yaml:"protocol"`
+	// Logits says how raw logits come back: "kserve" (default: KServe's
+	// Hugging Face server with --disable_postprocess) or "tensor" (an FP32
+	// output, as another Chorus gives).
+	Logits string `yaml:"logits"`
+	// Output names the tensor with logits: default "logits".
+	Output string `yaml:"output"`
+	// Revision declares the remote model's version; change it when the
+	// remote model changes, so cached logits are not reused. Default "".
+	Revision string `yaml:"revision"`
+	// Timeout bounds one attempt. Default 10s.
+	Timeout Duration `yaml:"timeout"`
+	// Headers are sent with every request, e.g. Host for a KServe ingress.
+	Headers map[string]string `yaml:"headers"`
+	// TLS configures https:// URLs.
+	TLS TLS `yaml:"tls"`
+}
+
+// TLS options for a remote replica.
+type TLS struct {
+	// CAFile verifies the server with these CAs instead of the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate (mutual TLS).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the server's certificate.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify skips verification. For tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // Backend types.
-const TypeONNX = "onnx"
+const (
+	TypeONNX   = "onnx"
+	TypeKServe = "kserve"
+)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -151,32 +152,35 @@ func (c *Config) applyDefaults() {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
+// problems collects validation errors, each prefixed by its field path.
+type problems []error
+
+func (p *problems) add(path, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
 // Validate checks values and resolves relative paths against baseDir. Call
-// it on configs built in code (from flags) too, after setting defaults with
-// WithDefaults.
+// it on configs built in code (from flags) too, after WithDefaults.
 func (c *Config) Validate(baseDir string) error {
-	var errs []error
-	bad := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
-	}
+	var errs problems
 	if p := c.Server.HTTPPort; p < 0 || p > 65535 {
-		bad("server.http_port", "%d is not a port (0-65535)", p)
+		errs.add("server.http_port", "%d is not a port (0-65535)", p)
 	}
 	if c.Server.ShutdownGrace < 0 {
-		bad("server.shutdown_grace", "must not be negative")
+		errs.add("server.shutdown_grace", "must not be negative")
 	}
 	l := c.Server.Limits
 	if l.MaxBodyBytes < 0 {
-		bad("server.limits.max_body_bytes", "must be positive")
+		errs.add("server.limits.max_body_bytes", "must be positive")
 	}
 	if l.MaxInstances < 0 {
-		bad("server.limits.max_instances", "must be positive")
+		errs.add("server.limits.max_instances", "must be positive")
 	}
 	if l.MaxTextChars < 0 {
-		bad("server.limits.max_text_chars", "must be positive")
+		errs.add("server.limits.max_text_chars", "must be positive")
 	}
 	if len(c.Models) == 0 {
-		bad("models", "at least one model is required")
+		errs.add("models", "at least one model is required")
 	}
 	seen := map[string]bool{}
 	for i := range c.Models {
@@ -187,71 +191,220 @@ func (c *Config) Validate(baseDir string) error {
 		}
 		switch {
 		case m.Name == "":
-			bad(path+".name", "required")
+			errs.add(path+".name", "required")
 		case !nameRE.MatchString(m.Name):
-			bad(path+".name", "%q: use letters, digits, '.', '_' and '-'", m.Name)
+			errs.add(path+".name", "%q: use letters, digits, '.', '_' and '-'", m.Name)
 		case seen[m.Name]:
-			bad(path+".name", "duplicate model name %q", m.Name)
+			errs.add(path+".name", "duplicate model name %q", m.Name)
 		}
 		seen[m.Name] = true
-		if m.Version != "" && !nameRE.MatchString(m.Version) {
-			bad(path+".version", "%q: use letters, digits, '.', '_' and '-'", m.Version)
-		}
-		if m.ReturnProbabilities && m.DisablePostprocess {
-			bad(path, "return_probabilities and disable_postprocess are exclusive")
-		}
-		if len(m.Replicas) == 0 {
-			bad(path+".replicas", "at least one replica is required")
-		}
-		for j := range m.Replicas {
-			r := &m.Replicas[j]
-			rp := fmt.Sprintf("%s.replicas[%d]", path, j)
-			switch r.Type {
-			case TypeONNX:
-			case "":
-				bad(rp+".type", "required (one of: %s)", TypeONNX)
-				continue
-			default:
-				bad(rp+".type", "%q is not a backend type (one of: %s)", r.Type, TypeONNX)
-				continue
-			}
-			field, uri := rp+".model_dir", r.ModelDir
-			switch {
-			case r.ModelDir != "" && r.StorageURI != "":
-				bad(rp, "model_dir and storage_uri are exclusive")
-				continue
-			case r.ModelDir == "" && r.StorageURI == "":
-				bad(rp+".model_dir", "required (or storage_uri)")
-				continue
-			case r.StorageURI != "":
-				field, uri = rp+".storage_uri", r.StorageURI
-			case strings.Contains(r.ModelDir, "://"):
-				bad(field, "%q is a URI: use storage_uri", r.ModelDir)
-				continue
-			}
-			loc, err := storage.Parse(uri, baseDir)
-			if err != nil {
-				bad(field, "%v", err)
-				continue
-			}
-			r.Location = loc
-			if !loc.IsHub() {
-				r.ModelDir = loc.Path
-				if st, err := os.Stat(loc.Path); err != nil {
-					bad(field, "%s: no such directory", loc.Path)
-				} else if !st.IsDir() {
-					bad(field, "%s is not a directory", loc.Path)
-				}
-			}
-			if r.MaxLength < 0 {
-				bad(rp+".max_length", "must not be negative")
-			}
-			if r.IntraOpThreads < 0 {
-				bad(rp+".intra_op_threads", "must not be negative")
-			}
-		}
+		m.validate(path, baseDir, &errs)
 	}
 	return errors.Join(errs...)
+}
+
+func (m *Model) validate(path, baseDir string, errs *problems) {
+	if m.Version != "" && !nameRE.MatchString(m.Version) {
+		errs.add(path+".version", "%q: use letters, digits, '.', '_' and '-'", m.Version)
+	}
+	if m.ReturnProbabilities && m.DisablePostprocess {
+		errs.add(path, "return_probabilities and disable_postprocess are exclusive")
+	}
+	labels := map[string]bool{}
+	for j, l := range m.Labels {
+		if l == "" || labels[l] {
+			errs.add(fmt.Sprintf("%s.labels[%d]", path, j), "%q: labels must be non-empty and distinct", l)
+		}
+		labels[l] = true
+	}
+	m.Pool.validate(path+".pool", errs)
+
+	remote := false
+	checkReplicas := func(rpath string, rs []Replica) {
+		if len(rs) == 0 {
+			errs.add(rpath, "at least one replica is required")
+		}
+		for j := range rs {
+			rs[j].validate(fmt.Sprintf("%s[%d]", rpath, j), m.Name, baseDir, errs)
+			remote = remote || rs[j].Type == TypeKServe
+		}
+	}
+	if len(m.Versions) == 0 {
+		checkReplicas(path+".replicas", m.Replicas)
+		if m.DefaultVersion != "" {
+			errs.add(path+".default_version", "set without versions")
+		}
+	} else {
+		if len(m.Replicas) > 0 || m.Version != "" {
+			errs.add(path, "versions are exclusive with replicas and version")
+		}
+		names := map[string]bool{}
+		traffic := 0
+		for j := range m.Versions {
+			v := &m.Versions[j]
+			vpath := fmt.Sprintf("%s.versions[%d]", path, j)
+			if v.Name != "" {
+				vpath = fmt.Sprintf("%s.versions[%s]", path, v.Name)
+			}
+			switch {
+			case v.Name == "":
+				errs.add(vpath+".name", "required")
+			case !nameRE.MatchString(v.Name):
+				errs.add(vpath+".name", "%q: use letters, digits, '.', '_' and '-'", v.Name)
+			case names[v.Name]:
+				errs.add(vpath+".name", "duplicate version %q", v.Name)
+			}
+			names[v.Name] = true
+			if v.Traffic < 0 || v.Traffic > 100 {
+				errs.add(vpath+".traffic", "%d is not a percentage", v.Traffic)
+			}
+			traffic += v.Traffic
+			checkReplicas(vpath+".replicas", v.Replicas)
+		}
+		if traffic != 0 && traffic != 100 {
+			errs.add(path+".versions", "traffic adds up to %d%%: want 100, or 0 everywhere to use default_version", traffic)
+		}
+		if m.DefaultVersion != "" && !names[m.DefaultVersion] {
+			errs.add(path+".default_version", "%q is not one of the versions", m.DefaultVersion)
+		}
+	}
+	if remote && len(m.Labels) == 0 {
+		errs.add(path+".labels", "required when a replica is remote (type: kserve): remote protocols do not carry label names")
+	}
+}
+
+func (p *Pool) validate(path string, errs *problems) {
+	if p.Policy != "" && !slices.Contains(policies, p.Policy) {
+		errs.add(path+".policy", "%q is not one of %s", p.Policy, strings.Join(policies, ", "))
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"attempts", p.Attempts}, {"max_in_flight", p.MaxInFlight}, {"ejection.after", p.Ejection.After},
+		{"health.fall", p.Health.Fall}, {"health.rise", p.Health.Rise}, {"breaker.min_requests", p.Breaker.MinRequests}} {
+		if f.v < 0 {
+			errs.add(path+"."+f.name, "must not be negative")
+		}
+	}
+	if r := p.Breaker.FailureRatio; r < 0 || r > 1 {
+		errs.add(path+".breaker.failure_ratio", "%v is not a ratio in [0, 1]", r)
+	}
+}
+
+// policies are the pool's selection policies (kept in step with gateway/pool).
+var policies = []string{"least_outstanding", "round_robin", "weighted"}
+
+func (r *Replica) validate(rp, modelName, baseDir string, errs *problems) {
+	if r.Weight < 0 {
+		errs.add(rp+".weight", "must not be negative")
+	}
+	switch r.Type {
+	case TypeONNX:
+		if r.URL != "" {
+			errs.add(rp+".url", "is for type: kserve; type onnx takes model_dir or storage_uri")
+		}
+		r.validateONNX(rp, baseDir, errs)
+	case TypeKServe:
+		if r.ModelDir != "" || r.StorageURI != "" {
+			errs.add(rp, "model_dir and storage_uri are for type: onnx; type kserve takes url")
+		}
+		r.validateKServe(rp, modelName, baseDir, errs)
+	case "":
+		errs.add(rp+".type", "required (one of: %s, %s)", TypeONNX, TypeKServe)
+	default:
+		errs.add(rp+".type", "%q is not a backend type (one of: %s, %s)", r.Type, TypeONNX, TypeKServe)
+	}
+}
+
+func (r *Replica) validateONNX(rp, baseDir string, errs *problems) {
+	field, uri := rp+".model_dir", r.ModelDir
+	switch {
+	case r.ModelDir != "" && r.StorageURI != "":
+		errs.add(rp, "model_dir and storage_uri are exclusive")
+		return
+	case r.ModelDir == "" && r.StorageURI == "":
+		errs.add(rp+".model_dir", "required (or storage_uri)")
+		return
+	case r.StorageURI != "":
+		field, uri = rp+".storage_uri", r.StorageURI
+	case strings.Contains(r.ModelDir, "://"):
+		errs.add(field, "%q is a URI: use storage_uri", r.ModelDir)
+		return
+	}
+	loc, err := storage.Parse(uri, baseDir)
+	if err != nil {
+		errs.add(field, "%v", err)
+		return
+	}
+	r.Location = loc
+	if !loc.IsHub() {
+		r.ModelDir = loc.Path
+		if st, err := os.Stat(loc.Path); err != nil {
+			errs.add(field, "%s: no such directory", loc.Path)
+		} else if !st.IsDir() {
+			errs.add(field, "%s is not a directory", loc.Path)
+		}
+	}
+	if r.MaxLength < 0 {
+		errs.add(rp+".max_length", "must not be negative")
+	}
+	if r.IntraOpThreads < 0 {
+		errs.add(rp+".intra_op_threads", "must not be negative")
+	}
+}
+
+func (r *Replica) validateKServe(rp, modelName, baseDir string, errs *problems) {
+	u, err := url.Parse(r.URL)
+	switch {
+	case r.URL == "":
+		errs.add(rp+".url", "required")
+	case !strings.Contains(r.URL, "://"):
+		errs.add(rp+".url", "%q: missing scheme (want http:// or https://)", r.URL)
+	case err != nil:
+		errs.add(rp+".url", "%v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		errs.add(rp+".url", "%q: missing scheme (want http:// or https://)", r.URL)
+	case u.Host == "":
+		errs.add(rp+".url", "%q has no host", r.URL)
+	}
+	if r.Model == "" {
+		r.Model = modelName
+	} else if !nameRE.MatchString(r.Model) {
+		errs.add(rp+".model", "%q: use letters, digits, '.', '_' and '-'", r.Model)
+	}
+	if r.Protocol == "" {
+		r.Protocol = "v2"
+	}
+	if r.Protocol != "v1" && r.Protocol != "v2" {
+		errs.add(rp+".protocol", "%q: want v1 or v2", r.Protocol)
+	}
+	if r.Logits == "" {
+		r.Logits = "kserve"
+	}
+	if r.Logits != "kserve" && r.Logits != "tensor" {
+		errs.add(rp+".logits", "%q: want kserve (KServe --disable_postprocess strings) or tensor (an FP32 output)", r.Logits)
+	}
+	if r.Timeout < 0 {
+		errs.add(rp+".timeout", "must not be negative")
+	}
+	t := &r.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		errs.add(rp+".tls", "cert_file and key_file go together")
+	}
+	for name, f := range map[string]*string{"ca_file": &t.CAFile, "cert_file": &t.CertFile, "key_file": &t.KeyFile} {
+		if *f == "" {
+			continue
+		}
+		if !filepath.IsAbs(*f) {
+			*f = filepath.Join(baseDir, *f)
+		}
+		if _, err := os.Stat(*f); err != nil {
+			errs.add(rp+".tls."+name, "%s: no such file", *f)
+		}
+	}
+	if u != nil && u.Scheme == "http" && (t.CAFile != "" || t.CertFile != "" || t.InsecureSkipVerify) {
+		errs.add(rp+".tls", "set for an http:// URL")
+	}
 }
 
 // WithDefaults fills the defaults of a config built in code.
