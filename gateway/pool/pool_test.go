@@ -46,9 +46,11 @@ func (f *fake) Predict(ctx context.Context, texts []string) (protocol.Logits, er
 	}
 	return out, nil
 }
-func (f *fake) Metadata() protocol.ModelMetadata { return protocol.ModelMetadata{Labels: []string{"a", "b"}} }
-func (f *fake) Close() error                     { return nil }
-func (f *fake) Calls() int                       { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }
+func (f *fake) Metadata() protocol.ModelMetadata {
+	return protocol.ModelMetadata{Labels: []string{"a", "b"}}
+}
+func (f *fake) Close() error { return nil }
+func (f *fake) Calls() int   { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }
 
 // checkable is a fake remote backend that active health checks can ask.
 type checkable struct{ *fake }
