@@ -18,7 +18,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 PY_VENV := $(CHORUS_CACHE)/venv-kserve-client
 FIXTURES_VENV := $(CHORUS_CACHE)/venv-fixtures
 
-.PHONY: help deps pyvenv build run test test-go test-python fixtures demo-model lint
+.PHONY: help deps pyvenv build run test test-go test-python bench fixtures demo-model lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -48,6 +48,10 @@ test-go:
 test-python: build
 	@echo "==> test: kserve SDK client against bin/chorus ($(PY_VENV))"
 	@bash scripts/pyclient/run.sh $(PY_VENV)
+
+bench: deps ## benchmarks: gateway overhead vs a direct predictor call (side by side)
+	@echo "==> bench: go test -bench ./e2e"
+	@go test -run '^$$' -bench . -benchtime 2000x ./e2e
 
 fixtures: deps ## regenerate testdata/ (test models, references, Python float table)
 	@echo "==> fixtures: venv $(FIXTURES_VENV) from scripts/fixtures/requirements.txt"

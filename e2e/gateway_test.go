@@ -22,6 +22,11 @@ import (
 // predictorYAML serves the two fixture models with typed outputs.
 func predictorYAML(t *testing.T) string {
 	t.Helper()
+	return predictorYAMLFor(t)
+}
+
+func predictorYAMLFor(t testing.TB) string {
+	t.Helper()
 	root := proctest.Root()
 	path := filepath.Join(t.TempDir(), "predictor.yaml")
 	cfg := fmt.Sprintf(`models:
@@ -274,6 +279,9 @@ func TestGateway(t *testing.T) {
 			worst = max(worst, d)
 			if err != nil || status != http.StatusServiceUnavailable || msg == "" {
 				t.Fatalf("every replica dead: %d %q %v, want 503 JSON", status, msg, err)
+			}
+			if strings.Contains(msg, "127.0.0.1") {
+				t.Fatalf("503 body leaks a backend address: %q", msg)
 			}
 		}
 		t.Logf("all replicas dead: 20 requests answered 503 JSON, slowest %v", worst)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"context"
 	"errors"
 	"log/slog"
@@ -39,17 +40,37 @@ func statusOf(err error) int {
 	}
 }
 
-// abort answers err as {"error": "..."} with its status. Internal errors
-// are logged with the request id and answered without their details.
+// abort answers err as {"error": "..."} with its status. Internal and
+// backend errors are logged with the request id and answered without their
+// details, which name internal addresses.
 func (s *Server) abort(c *gin.Context, err error) {
 	status := statusOf(err)
 	msg := err.Error()
-	if status == http.StatusInternalServerError {
-		s.log.ErrorContext(c.Request.Context(), "internal error", slog.String(logKeyRequestID, requestID(c)), slog.Any(logKeyError, err))
-		msg = "internal error (request id " + requestID(c) + ")"
+	id := requestID(c)
+	switch {
+	case status == http.StatusInternalServerError:
+		s.log.ErrorContext(c.Request.Context(), "internal error", slog.String(logKeyRequestID, id), slog.Any(logKeyError, err))
+		msg = "internal error (request id " + id + ")"
+	case backendFault(err):
+		s.log.WarnContext(c.Request.Context(), "backend error", slog.String(logKeyRequestID, id), slog.Any(logKeyError, err))
+		msg = fmt.Sprintf("%s: %s (request id %s)", backendSentinel(err), c.Param("name"), id)
 	}
 	if status == http.StatusServiceUnavailable {
 		c.Header("Retry-After", "1")
 	}
 	c.AbortWithStatusJSON(status, protocol.ErrorResponse{Error: msg})
+}
+
+// backendFault reports errors that come from a backend, not the request.
+func backendFault(err error) bool {
+	return backendSentinel(err) != nil
+}
+
+func backendSentinel(err error) error {
+	for _, e := range []error{protocol.ErrUnavailable, protocol.ErrBadGateway, protocol.ErrGatewayTimeout} {
+		if errors.Is(err, e) {
+			return e
+		}
+	}
+	return nil
 }

@@ -242,7 +242,8 @@ func (b *Backend) statusError(code int, body []byte) error {
 	msg = clip(msg, 200)
 	switch {
 	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge:
-		return fmt.Errorf("%s answered %d: %s: %w", b.Name(), code, msg, protocol.ErrInvalidInput)
+		// The client sees this one: the remote's reason, not its address.
+		return fmt.Errorf("%w: the predictor refused the request: %s", protocol.ErrInvalidInput, msg)
 	case code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests:
 		return fmt.Errorf("%s answered %d: %s: %w", b.Name(), code, msg, protocol.ErrUnavailable)
 	case code == http.StatusGatewayTimeout:
