@@ -1,9 +1,9 @@
 package gateway
 
 import (
-	"fmt"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
