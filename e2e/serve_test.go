@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -89,10 +91,24 @@ func TestSeedExamples(t *testing.T) {
 	if got, want := string(body), `{"predictions":[1,0]}`; got != want {
 		t.Errorf("seed V1: %s, want %s", got, want)
 	}
-	_, body = post(t, p.URL+"/v2/models/distilbert/infer", seedV2)
+	// Without the cache, byte for byte what KServe answers (id aside).
+	req, _ := http.NewRequest("POST", p.URL+"/v2/models/distilbert/infer", strings.NewReader(seedV2))
+	req.Header.Set("Cache-Control", "no-cache")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
 	if !strings.HasPrefix(string(body), `{"model_name":"distilbert","model_version":null,"id":"`) ||
-		!strings.HasSuffix(string(body), `"parameters":null,"outputs":[{"name":"output-0","shape":[2],"datatype":"INT64","parameters":null,"data":[1,0]}]}`) {
-		t.Errorf("seed V2: %s", body)
+		!strings.HasSuffix(string(body), `"parameters":null,"outputs":[{"name":"output-0","shape":[2],"datatype":"INT64","parameters":null,"data":[1,0]}]}`) ||
+		resp.Header.Get("X-Chorus-Cache") != "" {
+		t.Errorf("seed V2 without the cache: %s", body)
+	}
+	// With it (the default LRU), the same outputs and what the cache did.
+	_, body = post(t, p.URL+"/v2/models/distilbert/infer", seedV2)
+	if !strings.HasSuffix(string(body), `"parameters":{"cache_hits":2},"outputs":[{"name":"output-0","shape":[2],"datatype":"INT64","parameters":null,"data":[1,0]}]}`) {
+		t.Errorf("seed V2 from the cache: %s", body)
 	}
 
 	if code := p.stop(syscall.SIGTERM, 30*time.Second); code != 0 {

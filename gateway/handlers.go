@@ -63,11 +63,12 @@ func (s *Server) v1Predict(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	logits, err := m.Predict(s.requestContext(c), v, req.Instances)
+	logits, cr, err := s.predict(s.requestContext(c), m, v, req.Instances, wantCache(c, req.Cache))
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
+	setCacheHeader(c, cr)
 	c.JSON(http.StatusOK, protocol.V1Response{Predictions: v1Predictions(m.Mode, logits, req.Output)})
 }
 
@@ -124,16 +125,20 @@ func (s *Server) v2Infer(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	logits, err := m.Predict(s.requestContext(c), v, req.Texts)
+	logits, cr, err := s.predict(s.requestContext(c), m, v, req.Texts, wantCache(c, req.Cache))
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
+	setCacheHeader(c, cr)
 	id := req.ID
 	if id == "" {
 		id = uuid.NewString()
 	}
 	resp := protocol.InferResponse{ModelName: m.Name, ID: id, Outputs: v2Outputs(m.Mode, logits, req.Outputs)}
+	if cr.used {
+		resp.Parameters = map[string]any{"cache_hits": cr.hits}
+	}
 	if v.Name != "" {
 		resp.ModelVersion = &v.Name
 	}
@@ -143,4 +148,23 @@ func (s *Server) v2Infer(c *gin.Context) {
 // requestContext carries the request id to the backends.
 func (s *Server) requestContext(c *gin.Context) context.Context {
 	return protocol.WithRequestID(c.Request.Context(), requestID(c))
+}
+
+// wantCache reads the request's opt-out: Cache-Control: no-cache, or
+// parameters.cache false.
+func wantCache(c *gin.Context, param *bool) bool {
+	for _, v := range c.Request.Header.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			if d = strings.TrimSpace(strings.ToLower(d)); d == "no-cache" || d == "no-store" {
+				return false
+			}
+		}
+	}
+	return param == nil || *param
+}
+
+func setCacheHeader(c *gin.Context, cr cacheResult) {
+	if cr.used {
+		c.Header("X-Chorus-Cache", cr.header())
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"time"
 
 	"github.com/chorusml/chorus/gateway/pool"
 	"github.com/chorusml/chorus/protocol"
@@ -32,12 +33,23 @@ type Version struct {
 	Pool    *pool.Pool
 }
 
+// Fingerprint identifies what this version computes (its first replica's
+// fingerprint; replicas of one version serve the same model). Cache keys
+// include it.
+func (v *Version) Fingerprint() string {
+	return v.Pool.Replicas()[0].Backend().Metadata().Fingerprint
+}
+
 // Model is a named model: one or more versions, each a pool of replicas.
 type Model struct {
-	Name     string
-	Mode     Mode
-	meta     protocol.ModelMetadata
-	versions []*Version
+	Name string
+	Mode Mode
+	// CacheEnabled lets the logits cache serve this model (default true via
+	// NewModel); CacheTTL overrides the server's TTL when non-zero.
+	CacheEnabled bool
+	CacheTTL     time.Duration
+	meta         protocol.ModelMetadata
+	versions     []*Version
 	// def takes unversioned requests when no version sets traffic.
 	def  *Version
 	rand func(n int) int
@@ -50,7 +62,7 @@ func NewModel(name string, mode Mode, labels []string, versions []*Version, defa
 	if len(versions) == 0 {
 		return nil, fmt.Errorf("model %s: no versions", name)
 	}
-	m := &Model{Name: name, Mode: mode, versions: versions, def: versions[0], rand: rand.IntN}
+	m := &Model{Name: name, Mode: mode, versions: versions, def: versions[0], rand: rand.IntN, CacheEnabled: true}
 	first := ""
 	for _, v := range versions {
 		for _, r := range v.Pool.Replicas() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/chorusml/chorus/protocol"
 )
@@ -22,11 +23,25 @@ type Limits struct {
 	MaxTextChars int
 }
 
+// ServerOptions are a Server's dependencies.
+type ServerOptions struct {
+	Log     *slog.Logger
+	Limits  Limits
+	Version string // Chorus's version, for GET /v2
+	// Cache holds logits per text; a nil Store turns caching off.
+	Cache CacheOptions
+}
+
 // Server serves the V1 and V2 routes over a registry of models.
 type Server struct {
-	log     *slog.Logger
-	limits  Limits
-	version string
+	log       *slog.Logger
+	limits    Limits
+	version   string
+	cacheOpts CacheOptions
+	// cacheStats count hits, misses and store errors.
+	cacheStats cacheCounters
+	// flights collapses concurrent identical backend calls.
+	flights singleflight.Group
 	// models is nil until the models have loaded; swapped whole on reload.
 	models atomic.Pointer[Registry]
 	// ready is the readiness state: false while loading, and again from the
@@ -37,8 +52,14 @@ type Server struct {
 
 // NewServer builds the routes. It serves nothing until SetRegistry and
 // SetReady(true) are called; liveness answers from the start.
-func NewServer(log *slog.Logger, limits Limits, version string) *Server {
-	s := &Server{log: log, limits: limits, version: version}
+func NewServer(o ServerOptions) *Server {
+	if o.Cache.Namespace == "" {
+		o.Cache.Namespace = "chorus"
+	}
+	if o.Cache.TTL == 0 {
+		o.Cache.TTL = 24 * time.Hour
+	}
+	s := &Server{log: o.Log, limits: o.Limits, version: o.Version, cacheOpts: o.Cache}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true

@@ -63,7 +63,7 @@ func newServer(t *testing.T) *gateway.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	srv := gateway.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), testLimits, "test")
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: testLimits, Version: "test"})
 	srv.SetRegistry(reg)
 	srv.SetReady(true)
 	return srv
@@ -302,7 +302,7 @@ func TestNotReady(t *testing.T) {
 		t.Errorf("liveness %d while not ready, want 200", w.Code)
 	}
 	// Not loaded at all.
-	empty := gateway.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), testLimits, "test")
+	empty := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: testLimits, Version: "test"})
 	if w := do(empty, "POST", "/v1/models/distilbert:predict", seedV1); w.Code != 503 || !bytes.Contains(w.Body.Bytes(), []byte("still loading")) {
 		t.Errorf("before loading: %d %s", w.Code, w.Body)
 	}

@@ -34,7 +34,7 @@ func TestRealSST2(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	srv := gateway.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), testLimits, "test")
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: testLimits, Version: "test"})
 	srv.SetRegistry(reg)
 	srv.SetReady(true)
 

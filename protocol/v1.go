@@ -20,6 +20,8 @@ type V1Request struct {
 	Instances []string
 	// Output is "" (the model's default) or one of label, probabilities, logits.
 	Output string
+	// Cache is parameters.cache: false opts out of the logits cache.
+	Cache *bool
 }
 
 type v1Wire struct {
@@ -67,6 +69,10 @@ func DecodeV1(body []byte) (V1Request, error) {
 			return V1Request{}, invalid("parameters.output %q is not one of %s, %s, %s", req.Output, OutputLabel, OutputProbabilities, OutputLogits)
 		}
 	}
+	var err error
+	if req.Cache, err = cacheParam(w.Parameters); err != nil {
+		return V1Request{}, err
+	}
 	return req, nil
 }
 
@@ -87,6 +93,19 @@ func decodeJSON(body []byte, v any) error {
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidInput, fmt.Sprintf(format, args...))
+}
+
+// cacheParam reads parameters.cache, which must be a boolean when present.
+func cacheParam(params map[string]json.RawMessage) (*bool, error) {
+	raw, ok := params["cache"]
+	if !ok {
+		return nil, nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err != nil || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil, invalid("parameters.cache is %s, want true or false", jsonKind(raw))
+	}
+	return &b, nil
 }
 
 // jsonString decodes r if it is a JSON string. (json.Unmarshal would accept

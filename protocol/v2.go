@@ -40,6 +40,8 @@ type V2Request struct {
 	ID      string
 	Texts   []string
 	Outputs []string // requested output names, in order; empty: the default
+	// Cache is parameters.cache: false opts out of the logits cache.
+	Cache *bool
 }
 
 // DecodeV2 parses and checks a V2 body: one BYTES input whose shape matches
@@ -94,6 +96,9 @@ func DecodeV2(body []byte, knownOutputs []string) (V2Request, error) {
 		return V2Request{}, invalid("input %q is empty: send at least one text", name)
 	}
 	req := V2Request{ID: w.ID, Texts: texts}
+	if req.Cache, err = cacheParam(w.Parameters); err != nil {
+		return V2Request{}, err
+	}
 	for i, o := range w.Outputs {
 		known := false
 		for _, k := range knownOutputs {

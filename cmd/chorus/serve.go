@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/chorusml/chorus/backends/kserve"
 	"github.com/chorusml/chorus/backends/onnx"
+	"github.com/chorusml/chorus/cache"
 	"github.com/chorusml/chorus/gateway"
 	"github.com/chorusml/chorus/gateway/config"
 	"github.com/chorusml/chorus/gateway/pool"
@@ -35,11 +37,22 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 		return usageError{err}
 	}
 
-	srv := gateway.NewServer(log, gateway.Limits{
-		MaxBodyBytes: cfg.Server.Limits.MaxBodyBytes,
-		MaxInstances: cfg.Server.Limits.MaxInstances,
-		MaxTextChars: cfg.Server.Limits.MaxTextChars,
-	}, chorusVersion())
+	store, closeStore, err := openCache(cfg.Cache, log)
+	if err != nil {
+		return err
+	}
+	// The cache closes last: it flushes the fills of drained requests.
+	defer closeStore()
+	srv := gateway.NewServer(gateway.ServerOptions{
+		Log: log,
+		Limits: gateway.Limits{
+			MaxBodyBytes: cfg.Server.Limits.MaxBodyBytes,
+			MaxInstances: cfg.Server.Limits.MaxInstances,
+			MaxTextChars: cfg.Server.Limits.MaxTextChars,
+		},
+		Version: chorusVersion(),
+		Cache:   gateway.CacheOptions{Store: store, Namespace: cfg.Cache.Namespace, TTL: time.Duration(cfg.Cache.TTL)},
+	})
 
 	// Listen before loading so liveness answers while models load.
 	addr := net.JoinHostPort(cfg.Server.Host, strconv.Itoa(cfg.Server.HTTPPort))
@@ -126,6 +139,7 @@ func loadModels(ctx context.Context, rt *onnx.Runtime, hub *storage.Hub, cfg *co
 		if err != nil {
 			return fail(err) // closes the replicas the pools hold
 		}
+		m.CacheEnabled, m.CacheTTL = mc.Cache.On(), time.Duration(mc.Cache.TTL)
 		b.open = nil // the model owns its replicas now
 		models = append(models, m)
 		log.Info("model loaded", slog.String("model", mc.Name), slog.Int("versions", len(vs)),
@@ -249,6 +263,34 @@ func (b *builder) client(t config.TLS) (*http.Client, error) {
 	c := &http.Client{Transport: tr}
 	b.clients[t] = c
 	return c, nil
+}
+
+// openCache builds the logits store: Redis when configured, else an
+// in-process LRU; nil when the cache is off. Redis is not required to be up:
+// the cache fails open.
+func openCache(c config.Cache, log *slog.Logger) (gateway.LogitsCache, func(), error) {
+	if !c.On() {
+		log.Info("cache off")
+		return nil, func() {}, nil
+	}
+	ttl := cmp.Or(time.Duration(c.TTL), 24*time.Hour)
+	if c.URL == "" && len(c.Addrs) == 0 {
+		log.Info("cache: in-process LRU", slog.Int("max_entries", cmp.Or(c.MaxEntries, 100_000)))
+		return cache.NewLRU(cmp.Or(c.MaxEntries, 100_000), ttl), func() {}, nil
+	}
+	r, err := cache.NewRedis(cache.RedisOptions{URL: c.URL, Addrs: c.Addrs, MasterName: c.MasterName,
+		Password: os.Getenv("CHORUS_REDIS_PASSWORD"), Timeout: time.Duration(c.Timeout), WriteQueue: c.WriteQueue})
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := r.Ping(ctx); err != nil {
+		log.Warn("cache: Redis not reachable yet; serving without it until it is", slog.String("redis", r.Describe()), slog.Any("error", err))
+	} else {
+		log.Info("cache: Redis", slog.String("redis", r.Describe()))
+	}
+	return r, func() { _ = r.Close() }, nil
 }
 
 func modeOf(m config.Model) gateway.Mode {

@@ -6,9 +6,50 @@ import "github.com/chorusml/chorus/storage"
 type Config struct {
 	// Server holds listener settings and request limits.
 	Server Server `yaml:"server"`
+	// Cache stores raw logits per text, for every model that allows it.
+	Cache Cache `yaml:"cache"`
 	// Models are the models served, each addressed by name.
 	Models []Model `yaml:"models"`
 }
+
+// Cache configures the logits cache. Without a Redis url or addrs, an
+// in-process LRU is used.
+type Cache struct {
+	// Enabled turns the cache on. Default true.
+	Enabled *bool `yaml:"enabled"`
+	// URL of Redis: redis://[user:password@]host:port[/db], or rediss://
+	// for TLS. The password may also come from $CHORUS_REDIS_PASSWORD.
+	URL string `yaml:"url"`
+	// Addrs are Sentinel (with master_name) or Cluster seeds, instead of url.
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
+	// TTL of an entry unless its model says otherwise. Default 24h.
+	TTL Duration `yaml:"ttl"`
+	// Timeout bounds every Redis call; past it requests go on without the
+	// cache. Default 20ms.
+	Timeout Duration `yaml:"timeout"`
+	// WriteQueue bounds asynchronous fills (batches); past it they are
+	// dropped and counted. Default 1024.
+	WriteQueue int `yaml:"write_queue"`
+	// MaxEntries bounds the in-process LRU. Default 100000.
+	MaxEntries int `yaml:"max_entries"`
+	// Namespace prefixes every key. Default "chorus".
+	Namespace string `yaml:"namespace"`
+}
+
+// On reports whether the cache is enabled (default true).
+func (c Cache) On() bool { return c.Enabled == nil || *c.Enabled }
+
+// ModelCache is a model's cache settings.
+type ModelCache struct {
+	// Enabled lets the cache serve this model. Default true.
+	Enabled *bool `yaml:"enabled"`
+	// TTL overrides the cache's TTL for this model.
+	TTL Duration `yaml:"ttl"`
+}
+
+// On reports whether the model uses the cache (default true).
+func (c ModelCache) On() bool { return c.Enabled == nil || *c.Enabled }
 
 // Server settings.
 type Server struct {
@@ -76,6 +117,8 @@ type Model struct {
 	DefaultVersion string `yaml:"default_version"`
 	// Pool tunes how requests are spread over replicas.
 	Pool Pool `yaml:"pool"`
+	// Cache is this model's use of the logits cache.
+	Cache ModelCache `yaml:"cache"`
 }
 
 // Version is one version of a model.

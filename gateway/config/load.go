@@ -152,6 +152,16 @@ func (c *Config) applyDefaults() {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
+// redactURL hides a password in a URL for error messages.
+func redactURL(u string) string {
+	if at := strings.LastIndex(u, "@"); at >= 0 {
+		if scheme, _, ok := strings.Cut(u, "://"); ok {
+			return scheme + "://***@" + u[at+1:]
+		}
+	}
+	return u
+}
+
 // problems collects validation errors, each prefixed by its field path.
 type problems []error
 
@@ -181,6 +191,17 @@ func (c *Config) Validate(baseDir string) error {
 	}
 	if len(c.Models) == 0 {
 		errs.add("models", "at least one model is required")
+	}
+	if c.Cache.URL != "" && len(c.Cache.Addrs) > 0 {
+		errs.add("cache", "url and addrs are exclusive")
+	}
+	if u := c.Cache.URL; u != "" && !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") && !strings.HasPrefix(u, "unix://") {
+		errs.add("cache.url", "%q: want redis://, rediss:// or unix://", redactURL(u))
+	}
+	for name, v := range map[string]int64{"ttl": int64(c.Cache.TTL), "timeout": int64(c.Cache.Timeout), "write_queue": int64(c.Cache.WriteQueue), "max_entries": int64(c.Cache.MaxEntries)} {
+		if v < 0 {
+			errs.add("cache."+name, "must not be negative")
+		}
 	}
 	seen := map[string]bool{}
 	for i := range c.Models {
@@ -218,6 +239,9 @@ func (m *Model) validate(path, baseDir string, errs *problems) {
 		labels[l] = true
 	}
 	m.Pool.validate(path+".pool", errs)
+	if m.Cache.TTL < 0 {
+		errs.add(path+".cache.ttl", "must not be negative")
+	}
 
 	remote := false
 	checkReplicas := func(rpath string, rs []Replica) {

@@ -35,6 +35,7 @@ var badFiles = map[string]string{
 	"versions-and-replicas.bad.yaml": "models[sst2]: versions are exclusive with replicas",
 	"policy.bad.yaml":                `models[sst2].pool.policy: "random" is not one of`,
 	"tls.bad.yaml":                   "models[sst2].replicas[0].tls: cert_file and key_file go together",
+	"cache-url.bad.yaml":             `cache.url: "http://***@redis:6379": want redis://`,
 	"protocol.bad.yaml":              `models[sst2].replicas[0].protocol: "grpc": want v1 or v2`,
 }
 

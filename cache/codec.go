@@ -1,0 +1,84 @@
+package cache
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Key names the logits of text under a model: namespace, model name, the
+// model's fingerprint (graph, tokenizer, max length — or a remote's declared
+// revision) and the SHA-256 of the exact text. A new model file or revision
+// can never serve old logits, and keys never contain the text itself.
+func Key(namespace, model, fingerprint, text string) string {
+	h := sha256.Sum256([]byte(text))
+	fp := fingerprint
+	if len(fp) > 32 {
+		fp = fp[:32]
+	}
+	return namespace + ":" + model + ":" + fp + ":" + hex.EncodeToString(h[:])
+}
+
+// Value layout, little endian:
+//
+//	byte 0     format version (1)
+//	byte 1-2   k, the number of logits
+//	byte 3-10  the first 8 bytes of the fingerprint (hex-decoded), a second guard
+//	then k float32
+const (
+	formatVersion = 1
+	headerLen     = 11
+)
+
+// ErrCorrupt marks a value that must not be used.
+var ErrCorrupt = errors.New("corrupt cache value")
+
+func fpTag(fingerprint string) [8]byte {
+	var tag [8]byte
+	b, err := hex.DecodeString(fingerprint[:min(16, len(fingerprint))])
+	if err != nil {
+		h := sha256.Sum256([]byte(fingerprint))
+		b = h[:8]
+	}
+	copy(tag[:], b)
+	return tag
+}
+
+// Encode packs one text's logits.
+func Encode(fingerprint string, logits []float32) []byte {
+	b := make([]byte, headerLen+4*len(logits))
+	b[0] = formatVersion
+	binary.LittleEndian.PutUint16(b[1:3], uint16(len(logits)))
+	tag := fpTag(fingerprint)
+	copy(b[3:11], tag[:])
+	for i, v := range logits {
+		binary.LittleEndian.PutUint32(b[headerLen+4*i:], math.Float32bits(v))
+	}
+	return b
+}
+
+// Decode unpacks a value written by Encode for the same fingerprint and k
+// labels; anything else is ErrCorrupt.
+func Decode(fingerprint string, k int, b []byte) ([]float32, error) {
+	switch {
+	case len(b) < headerLen:
+		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(b))
+	case b[0] != formatVersion:
+		return nil, fmt.Errorf("%w: format version %d", ErrCorrupt, b[0])
+	case int(binary.LittleEndian.Uint16(b[1:3])) != k:
+		return nil, fmt.Errorf("%w: %d logits, the model has %d labels", ErrCorrupt, binary.LittleEndian.Uint16(b[1:3]), k)
+	case len(b) != headerLen+4*k:
+		return nil, fmt.Errorf("%w: length %d for %d logits", ErrCorrupt, len(b), k)
+	}
+	if tag := fpTag(fingerprint); string(b[3:11]) != string(tag[:]) {
+		return nil, fmt.Errorf("%w: written for another model fingerprint", ErrCorrupt)
+	}
+	out := make([]float32, k)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[headerLen+4*i:]))
+	}
+	return out, nil
+}
