@@ -178,3 +178,22 @@ func TestLRU(t *testing.T) {
 		t.Fatal("Delete kept the entry")
 	}
 }
+
+func TestLRUExpiry(t *testing.T) {
+	l := cache.NewLRU(10, time.Minute)
+	l.Set(map[string][]byte{"short": []byte("1")}, time.Nanosecond)
+	l.Set(map[string][]byte{"long": []byte("2")}, 0) // the store's minute
+	deadline := time.Now().Add(time.Second)
+	for {
+		got, _ := l.Get(context.Background(), []string{"short", "long"})
+		if got[0] == nil {
+			if string(got[1]) != "2" {
+				t.Fatal("long-lived entry gone")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("1ns entry still served after a second")
+		}
+	}
+}

@@ -41,6 +41,12 @@ var testLimits = gateway.Limits{MaxBodyBytes: 64 << 10, MaxInstances: 8, MaxText
 // versioned, as configs/local.yaml would.
 func newServer(t *testing.T) *gateway.Server {
 	t.Helper()
+	return newServerWith(t, gateway.CacheOptions{})
+}
+
+// newServerWith is newServer with a logits cache.
+func newServerWith(t *testing.T, co gateway.CacheOptions) *gateway.Server {
+	t.Helper()
 	specs := []struct {
 		name, dir, version string
 		mode               gateway.Mode
@@ -63,7 +69,7 @@ func newServer(t *testing.T) *gateway.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: testLimits, Version: "test"})
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: testLimits, Version: "test", Cache: co})
 	srv.SetRegistry(reg)
 	srv.SetReady(true)
 	return srv
