@@ -18,7 +18,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 PY_VENV := $(CHORUS_CACHE)/venv-kserve-client
 FIXTURES_VENV := $(CHORUS_CACHE)/venv-fixtures
 
-.PHONY: help deps pyvenv build run test test-go test-python bench fixtures demo-model lint
+.PHONY: help deps pyvenv build run test test-go test-python bench bench-cache fixtures demo-model lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -52,6 +52,10 @@ test-python: build
 bench: deps ## benchmarks: gateway overhead vs a direct predictor call (side by side)
 	@echo "==> bench: go test -bench ./e2e"
 	@go test -run '^$$' -bench . -benchtime 2000x ./e2e
+
+bench-cache: deps ## cache-hit vs model path under the same load, with a real Redis
+	@echo "==> bench-cache: go test -bench CacheHitVsModel ./e2e"
+	@go test -run '^$$' -bench CacheHitVsModel -benchtime 4000x ./e2e
 
 fixtures: deps ## regenerate testdata/ (test models, references, Python float table)
 	@echo "==> fixtures: venv $(FIXTURES_VENV) from scripts/fixtures/requirements.txt"

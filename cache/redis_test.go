@@ -197,3 +197,18 @@ func TestLRUExpiry(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisAuth(t *testing.T) {
+	srv := redistest.StartWithPassword(t, "s3cret")
+	good := newRedis(t, srv.URL)
+	if err := good.Ping(context.Background()); err != nil {
+		t.Fatalf("with the password: %v", err)
+	}
+	if strings.Contains(good.Describe(), "s3cret") {
+		t.Errorf("Describe leaks the password: %s", good.Describe())
+	}
+	bad := newRedis(t, "redis://"+srv.Addr+"/0")
+	if _, err := bad.Get(context.Background(), []string{"k"}); err == nil {
+		t.Fatal("Get without the password succeeded")
+	}
+}
