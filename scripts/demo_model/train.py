@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizerFast
 
-SEED = 20261125
+SEED = 20261125  # the data: templates, words, splits (shared by every demo model)
 SEED_SENTENCES = ["Hello, my dog is cute", "I am feeling sad"]
 
 SUBJECTS = ["the movie", "my dog", "this book", "the food", "the service", "our trip", "the weather",
@@ -123,10 +123,12 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=SEED, help="weights and batch order (the data splits never change)")
+    ap.add_argument("--name", default="demo-sentiment", help="model name in reference.json")
     args = ap.parse_args()
 
-    random.seed(SEED)
-    torch.manual_seed(SEED)
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
 
@@ -140,7 +142,7 @@ def main():
     model = DistilBertForSequenceClassification(cfg)
     # A constant rate: a one-cycle schedule left a third of the data at 50/50.
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    order_rng = random.Random(SEED)
+    order_rng = random.Random(args.seed)
     for epoch in range(args.epochs):
         model.train()
         order = list(range(len(train)))
@@ -157,7 +159,7 @@ def main():
 
     model.eval()
     metrics = {"train_size": len(train), "validation": evaluate(model, tok, val), "test": evaluate(model, tok, test),
-               "lexicon": "vaderSentiment==3.3.2 vader_lexicon.txt", "words": len(words), "seed": SEED}
+               "lexicon": "vaderSentiment==3.3.2 vader_lexicon.txt", "words": len(words), "seed": args.seed}
     with torch.no_grad():
         ids, mask, _ = encode(tok, [{"text": t, "label": 0} for t in SEED_SENTENCES])
         seed_logits = model(input_ids=ids, attention_mask=mask).logits
@@ -180,7 +182,7 @@ def main():
         model.config.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         export_onnx(model, "distilbert", os.path.join(tmp, "onnx", "model.onnx"))
-        ref = reference(model, tok, "demo-sentiment")
+        ref = reference(model, tok, args.name)
         with open(os.path.join(tmp, "reference.json"), "w", encoding="utf-8") as f:
             json.dump(ref, f, ensure_ascii=False, indent=1)
             f.write("\n")
