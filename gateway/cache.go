@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,48 @@ func (r cacheResult) header() string {
 // cacheCounters count what the cache did, for metrics and tests.
 type cacheCounters struct {
 	hits, misses, errors, corrupt, skipped atomic.Uint64
+}
+
+// prediction is a model's answer before rendering.
+type prediction struct {
+	logits  protocol.Logits
+	cache   cacheResult
+	members []memberResult // ensembles: the members that answered
+	failed  []string       // ensembles: the members that did not
+}
+
+// predictModel answers for any model: an ensemble fans out to its members
+// (each through its own pool and cache, so changing an ensemble's weights
+// or temperature needs no flush), anything else goes through predict.
+func (s *Server) predictModel(ctx context.Context, m *Model, v *Version, texts []string, useCache bool) (prediction, error) {
+	if m.ens == nil {
+		l, cr, err := s.predict(ctx, m, v, texts, useCache)
+		return prediction{logits: l, cache: cr}, err
+	}
+	var mu sync.Mutex
+	total := cacheResult{}
+	res, err := m.ens.Predict(ctx, texts, func(ctx context.Context, i int, texts []string) (protocol.Logits, error) {
+		mem := m.members[i]
+		mv, err := mem.Route("")
+		if err != nil {
+			return nil, err
+		}
+		l, cr, err := s.predict(ctx, mem, mv, texts, useCache)
+		mu.Lock()
+		total.used = total.used || cr.used
+		total.hits += cr.hits
+		total.n += len(texts)
+		mu.Unlock()
+		return l, err
+	})
+	if err != nil {
+		return prediction{}, fmt.Errorf("ensemble %s: %w", m.Name, err)
+	}
+	p := prediction{logits: res.Logits, cache: total, failed: res.Failed}
+	for _, u := range res.Used {
+		p.members = append(p.members, memberResult{Name: u.Name, Weight: u.Weight, Logits: u.Logits})
+	}
+	return p, nil
 }
 
 // predict serves texts from the cache where it can and from version v's

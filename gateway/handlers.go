@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -63,13 +65,21 @@ func (s *Server) v1Predict(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	logits, cr, err := s.predict(s.requestContext(c), m, v, req.Instances, wantCache(c, req.Cache))
+	p, err := s.predictModel(s.requestContext(c), m, v, req.Instances, wantCache(c, req.Cache))
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	setCacheHeader(c, cr)
-	c.JSON(http.StatusOK, protocol.V1Response{Predictions: v1Predictions(m.Mode, logits, req.Output)})
+	setCacheHeader(c, p.cache)
+	r := render{mode: m.Mode, t: m.Temperature, members: p.members}
+	resp := protocol.V1Response{Predictions: r.v1Predictions(p.logits, req.Output)}
+	if m.IsEnsemble() {
+		resp.Parameters = ensembleParameters(p)
+		if req.Explain {
+			resp.Members = r.v1Members()
+		}
+	}
+	c.JSON(http.StatusOK, resp)
 }
 
 func (s *Server) v2ServerMetadata(c *gin.Context) {
@@ -96,7 +106,7 @@ func (s *Server) v2ModelMetadata(c *gin.Context) {
 		Name:     m.Name,
 		Platform: meta.Platform,
 		Inputs:   []protocol.TensorMetadata{{Name: "input-0", Datatype: protocol.DatatypeBYTES, Shape: []int64{-1}}},
-		Outputs:  outputsMetadata(m.Mode, len(meta.Labels)),
+		Outputs:  outputsMetadata(m.Mode, len(meta.Labels), m.IsEnsemble()),
 	}
 	for _, v := range m.Versions() {
 		if v.Name != "" {
@@ -125,19 +135,30 @@ func (s *Server) v2Infer(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	logits, cr, err := s.predict(s.requestContext(c), m, v, req.Texts, wantCache(c, req.Cache))
+	if !m.IsEnsemble() && slices.Contains(req.Outputs, protocol.OutputMemberLogits) {
+		s.abort(c, fmt.Errorf("%w: output %q: %q is not an ensemble", protocol.ErrInvalidInput, protocol.OutputMemberLogits, m.Name))
+		return
+	}
+	p, err := s.predictModel(s.requestContext(c), m, v, req.Texts, wantCache(c, req.Cache))
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	setCacheHeader(c, cr)
+	setCacheHeader(c, p.cache)
 	id := req.ID
 	if id == "" {
 		id = uuid.NewString()
 	}
-	resp := protocol.InferResponse{ModelName: m.Name, ID: id, Outputs: v2Outputs(m.Mode, logits, req.Outputs)}
-	if cr.used {
-		resp.Parameters = map[string]any{"cache_hits": cr.hits}
+	r := render{mode: m.Mode, t: m.Temperature, members: p.members}
+	resp := protocol.InferResponse{ModelName: m.Name, ID: id, Outputs: r.v2Outputs(p.logits, req.Outputs)}
+	if p.cache.used || m.IsEnsemble() {
+		resp.Parameters = map[string]any{}
+		if p.cache.used {
+			resp.Parameters["cache_hits"] = p.cache.hits
+		}
+		if m.IsEnsemble() {
+			maps.Copy(resp.Parameters, ensembleParameters(p))
+		}
 	}
 	if v.Name != "" {
 		resp.ModelVersion = &v.Name
@@ -167,4 +188,17 @@ func setCacheHeader(c *gin.Context, cr cacheResult) {
 	if cr.used {
 		c.Header("X-Chorus-Cache", cr.header())
 	}
+}
+
+// ensembleParameters say which members answered (and which did not).
+func ensembleParameters(p prediction) map[string]any {
+	used := make([]string, len(p.members))
+	for i, m := range p.members {
+		used[i] = m.Name
+	}
+	out := map[string]any{"members_used": used}
+	if len(p.failed) > 0 {
+		out["members_failed"] = p.failed
+	}
+	return out
 }

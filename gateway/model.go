@@ -2,12 +2,15 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"time"
 
+	"github.com/chorusml/chorus/ensemble"
 	"github.com/chorusml/chorus/gateway/pool"
 	"github.com/chorusml/chorus/protocol"
 )
@@ -48,12 +51,62 @@ type Model struct {
 	// NewModel); CacheTTL overrides the server's TTL when non-zero.
 	CacheEnabled bool
 	CacheTTL     time.Duration
-	meta         protocol.ModelMetadata
-	versions     []*Version
+	// Temperature divides logits before every softmax (1: none). For an
+	// ensemble it applies after combining.
+	Temperature float64
+	meta        protocol.ModelMetadata
+	versions    []*Version
 	// def takes unversioned requests when no version sets traffic.
 	def  *Version
 	rand func(n int) int
+	// ens and members are set for an ensemble, which has no versions.
+	ens     *ensemble.Ensemble
+	members []*Model
 }
+
+// ensembleVersion is the only "version" of an ensemble: it has no pool.
+var ensembleVersion = &Version{}
+
+// EnsembleMember declares one member of an ensemble.
+type EnsembleMember struct {
+	Model  *Model
+	Weight float64
+	// LabelMap renames the member's labels (member name → ensemble name).
+	LabelMap map[string]string
+}
+
+// NewEnsemble builds a model that combines members. Every member must serve
+// the ensemble's labels (labels, or else the first member's), reordered by
+// its label map; a mismatch names both members.
+func NewEnsemble(name string, mode Mode, labels []string, members []EnsembleMember, combine ensemble.Combine, minMembers int) (*Model, error) {
+	if len(members) == 0 {
+		return nil, fmt.Errorf("ensemble %s: no members", name)
+	}
+	ref := members[0].Model.Name
+	if labels == nil {
+		labels = members[0].Model.meta.Labels
+	} else {
+		ref = "the registry's labels"
+	}
+	e := &ensemble.Ensemble{Combine: combine, MinMembers: minMembers}
+	m := &Model{Name: name, Mode: mode, ens: e, CacheEnabled: true, Temperature: 1, rand: rand.IntN}
+	h := sha256.New()
+	fmt.Fprintf(h, "ensemble\ncombine=%s\n", combine)
+	for _, mem := range members {
+		perm, err := ensemble.Permutation(mem.Model.meta.Labels, labels, mem.LabelMap)
+		if err != nil {
+			return nil, fmt.Errorf("ensemble %s: member %s vs %s: %w", name, mem.Model.Name, ref, err)
+		}
+		e.Members = append(e.Members, ensemble.Member{Name: mem.Model.Name, Weight: mem.Weight, Perm: perm})
+		m.members = append(m.members, mem.Model)
+		fmt.Fprintf(h, "member=%s fp=%s weight=%v perm=%v\n", mem.Model.Name, mem.Model.meta.Fingerprint, mem.Weight, perm)
+	}
+	m.meta = protocol.ModelMetadata{Labels: labels, Fingerprint: hex.EncodeToString(h.Sum(nil)), Platform: "chorus_ensemble"}
+	return m, nil
+}
+
+// IsEnsemble reports whether the model combines other models.
+func (m *Model) IsEnsemble() bool { return m.ens != nil }
 
 // NewModel checks that every replica of every version serves labels (or,
 // when labels is nil, the labels of the first replica) and that defaultVersion
@@ -62,7 +115,7 @@ func NewModel(name string, mode Mode, labels []string, versions []*Version, defa
 	if len(versions) == 0 {
 		return nil, fmt.Errorf("model %s: no versions", name)
 	}
-	m := &Model{Name: name, Mode: mode, versions: versions, def: versions[0], rand: rand.IntN, CacheEnabled: true}
+	m := &Model{Name: name, Mode: mode, versions: versions, def: versions[0], rand: rand.IntN, CacheEnabled: true, Temperature: 1}
 	first := ""
 	for _, v := range versions {
 		for _, r := range v.Pool.Replicas() {
@@ -107,6 +160,12 @@ func (m *Model) Versions() []*Version { return m.versions }
 // Route picks the version for a request: the one named, else by traffic
 // split, else the default.
 func (m *Model) Route(version string) (*Version, error) {
+	if m.ens != nil {
+		if version != "" {
+			return nil, fmt.Errorf("%w: ensemble %q has no versions", protocol.ErrModelNotFound, m.Name)
+		}
+		return ensembleVersion, nil
+	}
 	if version != "" {
 		for _, v := range m.versions {
 			if v.Name == version {
@@ -149,8 +208,22 @@ func (m *Model) Predict(ctx context.Context, v *Version, texts []string) (protoc
 	return logits, nil
 }
 
-// Ready reports whether version v (nil: any version) can serve.
+// Ready reports whether version v (nil: any version) can serve; an
+// ensemble is ready while enough members are.
 func (m *Model) Ready(v *Version) bool {
+	if m.ens != nil {
+		ready := 0
+		for _, mem := range m.members {
+			if mem.Ready(nil) {
+				ready++
+			}
+		}
+		need := m.ens.MinMembers
+		if need <= 0 {
+			need = len(m.members)
+		}
+		return ready >= need
+	}
 	if v != nil {
 		return v.Pool.Ready()
 	}
@@ -162,14 +235,15 @@ func (m *Model) Ready(v *Version) bool {
 	return false
 }
 
-// Start begins every pool's health checks.
+// Start begins every pool's health checks (an ensemble's members are
+// models of their own and started as such).
 func (m *Model) Start(ctx context.Context) {
 	for _, v := range m.versions {
 		v.Pool.Start(ctx)
 	}
 }
 
-// Close closes every version's pool.
+// Close closes every version's pool; an ensemble owns nothing.
 func (m *Model) Close() error {
 	var errs []error
 	for _, v := range m.versions {

@@ -7,7 +7,24 @@ import (
 )
 
 // v2OutputNames are the outputs a V2 request may name.
-var v2OutputNames = []string{protocol.OutputDefault, protocol.OutputLabel, protocol.OutputProbabilities, protocol.OutputLogits}
+var v2OutputNames = []string{protocol.OutputDefault, protocol.OutputLabel, protocol.OutputProbabilities,
+	protocol.OutputLogits, protocol.OutputCalibratedLogits, protocol.OutputMemberLogits}
+
+// render turns raw logits into a model's outputs: its default mode, its
+// temperature (applied before every softmax; labels and raw logits are
+// unaffected by construction), and for ensembles what each member said.
+type render struct {
+	mode    Mode
+	t       float64 // temperature; 1 when the model has none
+	members []memberResult
+}
+
+// memberResult is what one ensemble member contributed.
+type memberResult struct {
+	Name   string
+	Weight float64
+	Logits protocol.Logits
+}
 
 // argmax returns the first index of the largest value, as torch.argmax does.
 func argmax(row []float32) int64 {
@@ -22,15 +39,18 @@ func argmax(row []float32) int64 {
 
 // softmax is computed in float64 with the maximum subtracted, so large
 // logits cannot overflow, then rounded to float32 like a torch tensor.
-func softmax(row []float32) []float32 {
+func softmax(row []float32) []float32 { return softmaxT(row, 1) }
+
+// softmaxT is softmax(row / t): temperature scaling. t > 0.
+func softmaxT(row []float32, t float64) []float32 {
 	m := math.Inf(-1)
 	for _, v := range row {
-		m = math.Max(m, float64(v))
+		m = math.Max(m, float64(v)/t)
 	}
 	sum := 0.0
 	e := make([]float64, len(row))
 	for j, v := range row {
-		e[j] = math.Exp(float64(v) - m)
+		e[j] = math.Exp(float64(v)/t - m)
 		sum += e[j]
 	}
 	out := make([]float32, len(row))
@@ -40,7 +60,17 @@ func softmax(row []float32) []float32 {
 	return out
 }
 
-func identity(r []float32) []float32 { return r }
+func (r render) probs(row []float32) []float32 { return softmaxT(row, r.t) }
+
+func (r render) calibrated(row []float32) []float32 {
+	out := make([]float32, len(row))
+	for j, v := range row {
+		out[j] = float32(float64(v) / r.t)
+	}
+	return out
+}
+
+func identity(row []float32) []float32 { return row }
 
 func labels(l protocol.Logits) []int64 {
 	out := make([]int64, len(l))
@@ -52,11 +82,11 @@ func labels(l protocol.Logits) []int64 {
 
 // kserveStrings are the BYTES elements KServe's Hugging Face server returns
 // in its probability and raw-logit modes: str() of a Python dict per text.
-func kserveStrings(l protocol.Logits, mode Mode) []string {
+func (r render) kserveStrings(l protocol.Logits) []string {
 	out := make([]string, len(l))
 	for i, row := range l {
-		if mode == ModeProbabilities {
-			out[i] = protocol.PyDict(softmax(row), protocol.PyRound4)
+		if r.mode == ModeProbabilities {
+			out[i] = protocol.PyDict(r.probs(row), protocol.PyRound4)
 		} else {
 			out[i] = protocol.PyDict(row, protocol.PyRepr)
 		}
@@ -65,20 +95,22 @@ func kserveStrings(l protocol.Logits, mode Mode) []string {
 }
 
 // v1Predictions builds V1 "predictions" for output ("" = the model's mode).
-func v1Predictions(mode Mode, l protocol.Logits, output string) any {
+func (r render) v1Predictions(l protocol.Logits, output string) any {
 	switch output {
 	case protocol.OutputLabel:
 		return labels(l)
 	case protocol.OutputProbabilities:
-		return rows(l, softmax)
+		return rows(l, r.probs)
 	case protocol.OutputLogits:
 		return rows(l, identity)
+	case protocol.OutputCalibratedLogits:
+		return rows(l, r.calibrated)
 	}
-	switch mode {
+	switch r.mode {
 	case ModeProbabilities:
 		out := make([]protocol.PyNumberDict, len(l))
 		for i, row := range l {
-			out[i] = protocol.PyNumberDict{Values: softmax(row), Format: protocol.PyRound4}
+			out[i] = protocol.PyNumberDict{Values: r.probs(row), Format: protocol.PyRound4}
 		}
 		return out
 	case ModeRawLogits:
@@ -100,8 +132,17 @@ func rows(l protocol.Logits, f func([]float32) []float32) []protocol.FP32 {
 	return out
 }
 
+// v1Members is the V1 "members" field of an explained ensemble answer.
+func (r render) v1Members() []map[string]any {
+	out := make([]map[string]any, len(r.members))
+	for i, m := range r.members {
+		out[i] = map[string]any{"name": m.Name, "weight": m.Weight, "logits": rows(m.Logits, identity)}
+	}
+	return out
+}
+
 // v2Outputs builds the requested V2 outputs (none named: output-0).
-func v2Outputs(mode Mode, l protocol.Logits, names []string) []protocol.OutputTensor {
+func (r render) v2Outputs(l protocol.Logits, names []string) []protocol.OutputTensor {
 	if len(names) == 0 {
 		names = []string{protocol.OutputDefault}
 	}
@@ -114,14 +155,25 @@ func v2Outputs(mode Mode, l protocol.Logits, names []string) []protocol.OutputTe
 	for _, name := range names {
 		t := protocol.OutputTensor{Name: name, Shape: []int{n}}
 		switch {
-		case name == protocol.OutputDefault && mode != ModeLabel:
-			t.Datatype, t.Data = protocol.DatatypeBYTES, kserveStrings(l, mode)
+		case name == protocol.OutputDefault && r.mode != ModeLabel:
+			t.Datatype, t.Data = protocol.DatatypeBYTES, r.kserveStrings(l)
 		case name == protocol.OutputDefault, name == protocol.OutputLabel:
 			t.Datatype, t.Data = protocol.DatatypeINT64, labels(l)
 		case name == protocol.OutputProbabilities:
-			t.Shape, t.Datatype, t.Data = []int{n, k}, protocol.DatatypeFP32, flat(l, softmax)
+			t.Shape, t.Datatype, t.Data = []int{n, k}, protocol.DatatypeFP32, flat(l, r.probs)
 		case name == protocol.OutputLogits:
 			t.Shape, t.Datatype, t.Data = []int{n, k}, protocol.DatatypeFP32, flat(l, identity)
+		case name == protocol.OutputCalibratedLogits:
+			t.Shape, t.Datatype, t.Data = []int{n, k}, protocol.DatatypeFP32, flat(l, r.calibrated)
+		case name == protocol.OutputMemberLogits:
+			var data protocol.FP32
+			names, weights := []string{}, []float64{}
+			for _, m := range r.members {
+				data = append(data, flat(m.Logits, identity)...)
+				names, weights = append(names, m.Name), append(weights, m.Weight)
+			}
+			t.Shape, t.Datatype, t.Data = []int{len(r.members), n, k}, protocol.DatatypeFP32, data
+			t.Parameters = map[string]any{"members": names, "weights": weights}
 		}
 		out = append(out, t)
 	}
@@ -129,7 +181,7 @@ func v2Outputs(mode Mode, l protocol.Logits, names []string) []protocol.OutputTe
 }
 
 func flat(l protocol.Logits, f func([]float32) []float32) protocol.FP32 {
-	var out protocol.FP32
+	out := protocol.FP32{}
 	for _, row := range l {
 		out = append(out, f(row)...)
 	}
@@ -137,15 +189,20 @@ func flat(l protocol.Logits, f func([]float32) []float32) protocol.FP32 {
 }
 
 // outputsMetadata lists a model's V2 outputs for GET /v2/models/{name}.
-func outputsMetadata(mode Mode, k int) []protocol.TensorMetadata {
+func outputsMetadata(mode Mode, k int, ensemble bool) []protocol.TensorMetadata {
 	def := protocol.DatatypeINT64
 	if mode != ModeLabel {
 		def = protocol.DatatypeBYTES
 	}
-	return []protocol.TensorMetadata{
+	out := []protocol.TensorMetadata{
 		{Name: protocol.OutputDefault, Datatype: def, Shape: []int64{-1}},
 		{Name: protocol.OutputLabel, Datatype: protocol.DatatypeINT64, Shape: []int64{-1}},
 		{Name: protocol.OutputProbabilities, Datatype: protocol.DatatypeFP32, Shape: []int64{-1, int64(k)}},
 		{Name: protocol.OutputLogits, Datatype: protocol.DatatypeFP32, Shape: []int64{-1, int64(k)}},
+		{Name: protocol.OutputCalibratedLogits, Datatype: protocol.DatatypeFP32, Shape: []int64{-1, int64(k)}},
 	}
+	if ensemble {
+		out = append(out, protocol.TensorMetadata{Name: protocol.OutputMemberLogits, Datatype: protocol.DatatypeFP32, Shape: []int64{-1, -1, int64(k)}})
+	}
+	return out
 }

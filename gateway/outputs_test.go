@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -12,10 +13,10 @@ import (
 // these logits print as these strings in each mode.
 func TestKServeStringsFromDocumentedLogits(t *testing.T) {
 	l := protocol.Logits{{-4.068715572357178, 4.366886138916016}, {3.8371405601501465, -3.1609644889831543}}
-	if got, want := kserveStrings(l, ModeProbabilities), []string{"{0: 0.0002, 1: 0.9998}", "{0: 0.9991, 1: 0.0009}"}; !slices.Equal(got, want) {
+	if got, want := (render{mode: ModeProbabilities, t: 1}).kserveStrings(l), []string{"{0: 0.0002, 1: 0.9998}", "{0: 0.9991, 1: 0.0009}"}; !slices.Equal(got, want) {
 		t.Errorf("probabilities %q, want %q", got, want)
 	}
-	if got, want := kserveStrings(l, ModeRawLogits), []string{"{0: -4.068715572357178, 1: 4.366886138916016}", "{0: 3.8371405601501465, 1: -3.1609644889831543}"}; !slices.Equal(got, want) {
+	if got, want := (render{mode: ModeRawLogits, t: 1}).kserveStrings(l), []string{"{0: -4.068715572357178, 1: 4.366886138916016}", "{0: 3.8371405601501465, 1: -3.1609644889831543}"}; !slices.Equal(got, want) {
 		t.Errorf("raw logits %q, want %q", got, want)
 	}
 	if got := labels(l); !slices.Equal(got, []int64{1, 0}) {
@@ -40,5 +41,30 @@ func TestSoftmaxIsStable(t *testing.T) {
 func TestArgmaxTakesFirstOfTies(t *testing.T) {
 	if got := argmax([]float32{0.5, 0.5, 0.1}); got != 0 {
 		t.Errorf("argmax = %d, want 0 like torch", got)
+	}
+}
+
+// Temperature changes probabilities and calibrated logits, never labels or
+// raw logits.
+func TestTemperature(t *testing.T) {
+	l := protocol.Logits{{2, 0, -1}}
+	hot, cold := render{t: 2}, render{t: 1}
+	if hot.probs(l[0])[0] >= cold.probs(l[0])[0] {
+		t.Errorf("T=2 should flatten: %v vs %v", hot.probs(l[0]), cold.probs(l[0]))
+	}
+	want := softmax([]float32{1, 0, -0.5})
+	for j, p := range hot.probs(l[0]) {
+		if math.Abs(float64(p-want[j])) > 1e-7 {
+			t.Errorf("softmax(z/2) = %v, want %v", hot.probs(l[0]), want)
+		}
+	}
+	if got := hot.calibrated(l[0]); got[0] != 1 || got[2] != -0.5 {
+		t.Errorf("calibrated logits %v", got)
+	}
+	if hot.v1Predictions(l, protocol.OutputLabel).([]int64)[0] != 0 {
+		t.Error("label changed with T")
+	}
+	if fmt.Sprint(hot.v1Predictions(l, protocol.OutputLogits)) != fmt.Sprint(cold.v1Predictions(l, protocol.OutputLogits)) {
+		t.Error("raw logits changed with T")
 	}
 }

@@ -13,6 +13,10 @@ const (
 	OutputLabel         = "label"
 	OutputProbabilities = "probabilities"
 	OutputLogits        = "logits"
+	// OutputCalibratedLogits are the logits divided by the model's temperature.
+	OutputCalibratedLogits = "calibrated_logits"
+	// OutputMemberLogits (V2, ensembles) are each member's logits.
+	OutputMemberLogits = "member_logits"
 )
 
 // V1Request is a decoded KServe V1 predict request.
@@ -22,6 +26,8 @@ type V1Request struct {
 	Output string
 	// Cache is parameters.cache: false opts out of the logits cache.
 	Cache *bool
+	// Explain is parameters.explain: true asks an ensemble for its members' logits.
+	Explain bool
 }
 
 type v1Wire struct {
@@ -64,21 +70,29 @@ func DecodeV1(body []byte) (V1Request, error) {
 		}
 		req.Output = out
 		switch req.Output {
-		case OutputLabel, OutputProbabilities, OutputLogits:
+		case OutputLabel, OutputProbabilities, OutputLogits, OutputCalibratedLogits:
 		default:
-			return V1Request{}, invalid("parameters.output %q is not one of %s, %s, %s", req.Output, OutputLabel, OutputProbabilities, OutputLogits)
+			return V1Request{}, invalid("parameters.output %q is not one of %s, %s, %s, %s", req.Output, OutputLabel, OutputProbabilities, OutputLogits, OutputCalibratedLogits)
 		}
 	}
 	var err error
-	if req.Cache, err = cacheParam(w.Parameters); err != nil {
+	if req.Cache, err = boolParam(w.Parameters, "cache"); err != nil {
 		return V1Request{}, err
 	}
+	explain, err := boolParam(w.Parameters, "explain")
+	if err != nil {
+		return V1Request{}, err
+	}
+	req.Explain = explain != nil && *explain
 	return req, nil
 }
 
-// V1Response is KServe's V1 predict answer.
+// V1Response is KServe's V1 predict answer. Parameters and Members appear
+// only for ensembles (which members answered; their logits when explained).
 type V1Response struct {
-	Predictions any `json:"predictions"`
+	Predictions any            `json:"predictions"`
+	Parameters  map[string]any `json:"parameters,omitempty"`
+	Members     any            `json:"members,omitempty"`
 }
 
 func decodeJSON(body []byte, v any) error {
@@ -95,15 +109,15 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidInput, fmt.Sprintf(format, args...))
 }
 
-// cacheParam reads parameters.cache, which must be a boolean when present.
-func cacheParam(params map[string]json.RawMessage) (*bool, error) {
-	raw, ok := params["cache"]
+// boolParam reads parameters[name], which must be a boolean when present.
+func boolParam(params map[string]json.RawMessage, name string) (*bool, error) {
+	raw, ok := params[name]
 	if !ok {
 		return nil, nil
 	}
 	var b bool
 	if err := json.Unmarshal(raw, &b); err != nil || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return nil, invalid("parameters.cache is %s, want true or false", jsonKind(raw))
+		return nil, invalid("parameters.%s is %s, want true or false", name, jsonKind(raw))
 	}
 	return &b, nil
 }

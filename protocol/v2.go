@@ -96,7 +96,7 @@ func DecodeV2(body []byte, knownOutputs []string) (V2Request, error) {
 		return V2Request{}, invalid("input %q is empty: send at least one text", name)
 	}
 	req := V2Request{ID: w.ID, Texts: texts}
-	if req.Cache, err = cacheParam(w.Parameters); err != nil {
+	if req.Cache, err = boolParam(w.Parameters, "cache"); err != nil {
 		return V2Request{}, err
 	}
 	for i, o := range w.Outputs {

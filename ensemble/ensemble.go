@@ -1,0 +1,248 @@
+package ensemble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/chorusml/chorus/protocol"
+)
+
+// Combine is how member logits become the ensemble's.
+type Combine string
+
+// Combination methods.
+const (
+	// MeanLogits averages logits with the members' weights (the default).
+	MeanLogits Combine = "mean_logits"
+	// MeanProbs averages probabilities; the ensemble's logits are their logs.
+	MeanProbs Combine = "mean_probs"
+	// MajorityVote weighs each member's label; the ensemble's logits are the
+	// logs of the vote shares (a share of 0 is floored at 1e-9 to stay finite).
+	MajorityVote Combine = "majority_vote"
+)
+
+// Combines lists the methods.
+var Combines = []Combine{MeanLogits, MeanProbs, MajorityVote}
+
+// Member is one model of an ensemble.
+type Member struct {
+	Name   string
+	Weight float64
+	// Perm maps ensemble label j to the member's logit column Perm[j].
+	Perm []int
+}
+
+// Ensemble is a fixed set of members and how to combine them.
+type Ensemble struct {
+	Members []Member
+	Combine Combine
+	// MinMembers is how many members must answer (default: all).
+	MinMembers int
+	// Concurrency bounds members called at once (default: all).
+	Concurrency int
+}
+
+// Call predicts texts with member i (its own pool and cache).
+type Call func(ctx context.Context, i int, texts []string) (protocol.Logits, error)
+
+// Used is a member that answered, with its logits in ensemble label order.
+type Used struct {
+	Name   string
+	Weight float64
+	Logits protocol.Logits
+}
+
+// Result is a combined answer.
+type Result struct {
+	Logits protocol.Logits
+	Used   []Used // members that answered, in member order
+	Failed []string
+}
+
+// Predict calls every member concurrently and combines what answered.
+// With fewer than MinMembers answers it fails with ErrUnavailable naming the
+// members that failed; a request error (bad input) or the client leaving
+// fails it at once.
+func (e *Ensemble) Predict(ctx context.Context, texts []string, call Call) (Result, error) {
+	n := len(e.Members)
+	outs := make([]protocol.Logits, n)
+	errs := make([]error, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, min(n, orDefault(e.Concurrency, n))))
+	var mu sync.Mutex
+	for i := range e.Members {
+		g.Go(func() error {
+			l, err := call(gctx, i, texts)
+			if err != nil {
+				mu.Lock()
+				errs[i] = err
+				mu.Unlock()
+				// The request's own fault, or the client gone: stop everyone.
+				if errors.Is(err, protocol.ErrInvalidInput) || errors.Is(err, protocol.ErrTooLarge) || ctx.Err() != nil {
+					return err
+				}
+				return nil
+			}
+			outs[i] = l
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Result{}, err
+	}
+	var res Result
+	var failures []string
+	for i, m := range e.Members {
+		if errs[i] != nil {
+			res.Failed = append(res.Failed, m.Name)
+			failures = append(failures, fmt.Sprintf("%s: %v", m.Name, errs[i]))
+			continue
+		}
+		res.Used = append(res.Used, Used{Name: m.Name, Weight: m.Weight, Logits: permute(outs[i], m.Perm)})
+	}
+	if need := orDefault(e.MinMembers, n); len(res.Used) < need {
+		return Result{}, fmt.Errorf("%w: %d of %d ensemble members answered, %d needed (%s)", protocol.ErrUnavailable, len(res.Used), n, need, strings.Join(failures, "; "))
+	}
+	res.Logits = CombineLogits(e.Combine, res.Used)
+	return res, nil
+}
+
+func orDefault(v, d int) int {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+func permute(l protocol.Logits, perm []int) protocol.Logits {
+	if perm == nil {
+		return l
+	}
+	out := make(protocol.Logits, len(l))
+	for i, row := range l {
+		r := make([]float32, len(perm))
+		for j, src := range perm {
+			r[j] = row[src]
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// CombineLogits combines members' logits (already in ensemble label order)
+// with their weights, renormalised over the members given.
+func CombineLogits(c Combine, used []Used) protocol.Logits {
+	total := 0.0
+	for _, u := range used {
+		total += u.Weight
+	}
+	n, k := len(used[0].Logits), len(used[0].Logits[0])
+	out := make(protocol.Logits, n)
+	for i := range out {
+		acc := make([]float64, k)
+		for _, u := range used {
+			w := u.Weight / total
+			row := u.Logits[i]
+			switch c {
+			case MeanProbs:
+				for j, p := range probs(row) {
+					acc[j] += w * p
+				}
+			case MajorityVote:
+				acc[argmax(row)] += w
+			default:
+				for j, v := range row {
+					acc[j] += w * float64(v)
+				}
+			}
+		}
+		r := make([]float32, k)
+		for j, v := range acc {
+			if c == MeanProbs || c == MajorityVote {
+				v = math.Log(math.Max(v, 1e-9))
+			}
+			r[j] = float32(v)
+		}
+		out[i] = r
+	}
+	return out
+}
+
+func probs(row []float32) []float64 {
+	m := math.Inf(-1)
+	for _, v := range row {
+		m = math.Max(m, float64(v))
+	}
+	s := 0.0
+	p := make([]float64, len(row))
+	for j, v := range row {
+		p[j] = math.Exp(float64(v) - m)
+		s += p[j]
+	}
+	for j := range p {
+		p[j] /= s
+	}
+	return p
+}
+
+func argmax(row []float32) int {
+	best := 0
+	for j, v := range row {
+		if v > row[best] {
+			best = j
+		}
+	}
+	return best
+}
+
+// Permutation finds, for each of the ensemble's labels, the member's column
+// holding it. labelMap renames member labels (member name → ensemble name)
+// first. Without a map the member's labels must equal the ensemble's, in
+// order: a reordering must be declared, not guessed.
+func Permutation(member, ensemble []string, labelMap map[string]string) ([]int, error) {
+	if len(labelMap) == 0 {
+		if fmt.Sprint(member) != fmt.Sprint(ensemble) {
+			return nil, fmt.Errorf("labels %v differ from %v (declare a label_map to reorder or rename)", member, ensemble)
+		}
+		return nil, nil
+	}
+	col := map[string]int{}
+	for j, l := range member {
+		name := l
+		if to, ok := labelMap[l]; ok {
+			name = to
+		}
+		if _, dup := col[name]; dup {
+			return nil, fmt.Errorf("label_map sends two labels to %q", name)
+		}
+		col[name] = j
+	}
+	if len(col) != len(ensemble) {
+		return nil, fmt.Errorf("labels %v (mapped) do not match %v", keys(col), ensemble)
+	}
+	perm := make([]int, len(ensemble))
+	for j, l := range ensemble {
+		c, ok := col[l]
+		if !ok {
+			return nil, fmt.Errorf("no label maps to %q (member labels %v, label_map %v)", l, member, labelMap)
+		}
+		perm[j] = c
+	}
+	return perm, nil
+}
+
+func keys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
