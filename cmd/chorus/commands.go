@@ -42,6 +42,8 @@ type serveFlags struct {
 	returnProbabilities bool
 	disablePostprocess  bool
 	maxLength           int
+
+	allowCalibrationMismatch bool
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -58,6 +60,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.returnProbabilities, "return_probabilities", false, "answer KServe's probability strings by default (with --model_name)")
 	fs.BoolVar(&f.disablePostprocess, "disable_postprocess", false, "answer KServe's raw-logit strings by default (with --model_name)")
 	fs.BoolVar(&f.disablePostprocess, "return_raw_logits", false, "alias of --disable_postprocess, as newer KServe releases spell it")
+	fs.BoolVar(&f.allowCalibrationMismatch, "allow-calibration-mismatch", false, "use a calibration file's temperature even if it was fitted for another model fingerprint")
 	fs.IntVar(&f.maxLength, "max_length", 0, "truncate texts to this many tokens (default: the model's max_position_embeddings)")
 }
 

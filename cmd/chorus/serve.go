@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,8 @@ import (
 	"github.com/chorusml/chorus/backends/kserve"
 	"github.com/chorusml/chorus/backends/onnx"
 	"github.com/chorusml/chorus/cache"
+	"github.com/chorusml/chorus/calibration"
+	"github.com/chorusml/chorus/ensemble"
 	"github.com/chorusml/chorus/gateway"
 	"github.com/chorusml/chorus/gateway/config"
 	"github.com/chorusml/chorus/gateway/pool"
@@ -78,7 +81,7 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	defer rt.Close()
 
 	hub := storage.HubFromEnv(os.Getenv)
-	reg, err := loadModels(ctx, rt, hub, cfg, log)
+	reg, err := loadModels(ctx, rt, hub, cfg, f.allowCalibrationMismatch, log)
 	if err != nil {
 		_ = httpSrv.Close()
 		return err
@@ -112,9 +115,10 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 // loadModels builds every model: each replica's backend, a pool per
 // version, label checks. On any failure it closes what it opened, so start-up
 // is all or nothing.
-func loadModels(ctx context.Context, rt *onnx.Runtime, hub *storage.Hub, cfg *config.Config, log *slog.Logger) (*gateway.Registry, error) {
+func loadModels(ctx context.Context, rt *onnx.Runtime, hub *storage.Hub, cfg *config.Config, allowMismatch bool, log *slog.Logger) (*gateway.Registry, error) {
 	b := &builder{rt: rt, hub: hub, clients: map[config.TLS]*http.Client{}}
 	var models []*gateway.Model
+	byName := map[string]*gateway.Model{}
 	fail := func(err error) (*gateway.Registry, error) {
 		for _, m := range models {
 			_ = m.Close()
@@ -123,6 +127,9 @@ func loadModels(ctx context.Context, rt *onnx.Runtime, hub *storage.Hub, cfg *co
 		return nil, err
 	}
 	for _, mc := range cfg.Models {
+		if mc.IsEnsemble() {
+			continue // after the models it combines
+		}
 		versions := mc.Versions
 		if len(versions) == 0 {
 			versions = []config.Version{{Name: mc.Version, Replicas: mc.Replicas}}
@@ -142,14 +149,66 @@ func loadModels(ctx context.Context, rt *onnx.Runtime, hub *storage.Hub, cfg *co
 		m.CacheEnabled, m.CacheTTL = mc.Cache.On(), time.Duration(mc.Cache.TTL)
 		b.open = nil // the model owns its replicas now
 		models = append(models, m)
+		byName[mc.Name] = m
+		if err := setTemperature(m, mc, allowMismatch); err != nil {
+			return fail(err)
+		}
 		log.Info("model loaded", slog.String("model", mc.Name), slog.Int("versions", len(vs)),
-			slog.Any("labels", m.Metadata().Labels), slog.String("fingerprint", short(m.Metadata().Fingerprint)))
+			slog.Any("labels", m.Metadata().Labels), slog.String("fingerprint", short(m.Metadata().Fingerprint)),
+			slog.Float64("temperature", m.Temperature))
+	}
+	for _, mc := range cfg.Models {
+		if !mc.IsEnsemble() {
+			continue
+		}
+		var members []gateway.EnsembleMember
+		for _, mem := range mc.Members {
+			members = append(members, gateway.EnsembleMember{Model: byName[mem.Name], Weight: mem.Weight, LabelMap: mem.LabelMap})
+		}
+		m, err := gateway.NewEnsemble(mc.Name, modeOf(mc), mc.Labels, members, ensemble.Combine(mc.Combine), mc.MinMembers)
+		if err != nil {
+			return fail(err)
+		}
+		m.CacheEnabled = mc.Cache.On()
+		if err := setTemperature(m, mc, allowMismatch); err != nil {
+			return fail(err)
+		}
+		models = append(models, m)
+		log.Info("ensemble loaded", slog.String("model", mc.Name), slog.Int("members", len(members)),
+			slog.String("combine", mc.Combine), slog.Float64("temperature", m.Temperature))
 	}
 	reg, err := gateway.NewRegistry(models)
 	if err != nil {
 		return fail(err)
 	}
 	return reg, nil
+}
+
+// setTemperature applies a model's temperature, from the registry or from
+// a calibration file fitted for this very model.
+func setTemperature(m *gateway.Model, mc config.Model, allowMismatch bool) error {
+	m.Temperature = 1
+	if mc.Temperature > 0 {
+		m.Temperature = mc.Temperature
+	}
+	if mc.Calibration == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(mc.Calibration)
+	if err != nil {
+		return fmt.Errorf("models[%s].calibration: %w", mc.Name, err)
+	}
+	var cf calibration.File
+	if err := json.Unmarshal(raw, &cf); err != nil {
+		return fmt.Errorf("models[%s].calibration: %s: %w", mc.Name, mc.Calibration, err)
+	}
+	if err := cf.CheckFor(m.Metadata().Fingerprint, m.Metadata().Labels); err != nil {
+		if !allowMismatch || !(cf.Temperature > 0) {
+			return fmt.Errorf("models[%s].calibration: %s: %w", mc.Name, mc.Calibration, err)
+		}
+	}
+	m.Temperature = cf.Temperature
+	return nil
 }
 
 func short(s string) string {

@@ -119,7 +119,40 @@ type Model struct {
 	Pool Pool `yaml:"pool"`
 	// Cache is this model's use of the logits cache.
 	Cache ModelCache `yaml:"cache"`
+	// Temperature divides the logits before every softmax (probabilities and
+	// KServe's probability strings; labels and raw logits are unchanged).
+	// Must be > 0. Default 1. Exclusive with calibration.
+	Temperature float64 `yaml:"temperature"`
+	// Calibration is a calibration.json written by `chorus calibrate`; its
+	// temperature is used after checking that it names this model's
+	// fingerprint and labels (serve --allow-calibration-mismatch skips the
+	// check). Relative to this file.
+	Calibration string `yaml:"calibration"`
+	// Members make this model an ensemble of other models in the registry
+	// (not ensembles themselves). Exclusive with replicas and versions.
+	Members []Member `yaml:"members"`
+	// Combine is how an ensemble combines members: mean_logits (default:
+	// weighted logit averaging), mean_probs or majority_vote. The model's
+	// temperature/calibration applies after combining.
+	Combine string `yaml:"combine"`
+	// MinMembers lets an ensemble answer when some members fail, combining
+	// what answered with renormalised weights. Default: all members.
+	MinMembers int `yaml:"min_members"`
 }
+
+// Member is one model of an ensemble.
+type Member struct {
+	// Name of a model in the registry. Required.
+	Name string `yaml:"name"`
+	// Weight in the combination. Default 1.
+	Weight float64 `yaml:"weight"`
+	// LabelMap renames the member's labels to the ensemble's (member label:
+	// ensemble label), for members whose labels differ in name or order.
+	LabelMap map[string]string `yaml:"label_map"`
+}
+
+// IsEnsemble reports whether the model combines other models.
+func (m Model) IsEnsemble() bool { return len(m.Members) > 0 }
 
 // Version is one version of a model.
 type Version struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -221,7 +222,62 @@ func (c *Config) Validate(baseDir string) error {
 		seen[m.Name] = true
 		m.validate(path, baseDir, &errs)
 	}
+	c.validateEnsembles(&errs)
 	return errors.Join(errs...)
+}
+
+var combines = []string{"mean_logits", "mean_probs", "majority_vote"}
+
+// validateEnsembles checks members once every model is known.
+func (c *Config) validateEnsembles(errs *problems) {
+	byName := map[string]*Model{}
+	for i := range c.Models {
+		byName[c.Models[i].Name] = &c.Models[i]
+	}
+	for i := range c.Models {
+		m := &c.Models[i]
+		path := fmt.Sprintf("models[%s]", m.Name)
+		if !m.IsEnsemble() {
+			if m.Combine != "" || m.MinMembers != 0 {
+				errs.add(path, "combine and min_members are for ensembles (models with members)")
+			}
+			continue
+		}
+		if m.Combine == "" {
+			m.Combine = "mean_logits"
+		}
+		if !slices.Contains(combines, m.Combine) {
+			errs.add(path+".combine", "%q is not one of %s", m.Combine, strings.Join(combines, ", "))
+		}
+		if m.MinMembers < 0 || m.MinMembers > len(m.Members) {
+			errs.add(path+".min_members", "%d: want 1..%d (0: all)", m.MinMembers, len(m.Members))
+		}
+		seen := map[string]bool{}
+		for j := range m.Members {
+			mem := &m.Members[j]
+			mp := fmt.Sprintf("%s.members[%d]", path, j)
+			target, ok := byName[mem.Name]
+			switch {
+			case mem.Name == "":
+				errs.add(mp+".name", "required")
+			case !ok:
+				errs.add(mp+".name", "%q is not a model in this registry", mem.Name)
+			case target.IsEnsemble():
+				errs.add(mp+".name", "%q is an ensemble: members must be models with replicas", mem.Name)
+			case mem.Name == m.Name:
+				errs.add(mp+".name", "an ensemble cannot contain itself")
+			case seen[mem.Name]:
+				errs.add(mp+".name", "%q appears twice", mem.Name)
+			}
+			seen[mem.Name] = true
+			if mem.Weight < 0 || math.IsNaN(mem.Weight) || math.IsInf(mem.Weight, 0) {
+				errs.add(mp+".weight", "%v: want a finite weight > 0", mem.Weight)
+			}
+			if mem.Weight == 0 {
+				mem.Weight = 1
+			}
+		}
+	}
 }
 
 func (m *Model) validate(path, baseDir string, errs *problems) {
@@ -239,6 +295,26 @@ func (m *Model) validate(path, baseDir string, errs *problems) {
 		labels[l] = true
 	}
 	m.Pool.validate(path+".pool", errs)
+	if t := m.Temperature; t < 0 || math.IsNaN(t) || math.IsInf(t, 0) {
+		errs.add(path+".temperature", "%v: want a finite temperature > 0", t)
+	}
+	if m.Calibration != "" {
+		if m.Temperature != 0 {
+			errs.add(path, "temperature and calibration are exclusive")
+		}
+		if !filepath.IsAbs(m.Calibration) {
+			m.Calibration = filepath.Join(baseDir, m.Calibration)
+		}
+		if _, err := os.Stat(m.Calibration); err != nil {
+			errs.add(path+".calibration", "%s: no such file (write one with `chorus calibrate`)", m.Calibration)
+		}
+	}
+	if m.IsEnsemble() {
+		if len(m.Replicas) > 0 || len(m.Versions) > 0 || m.Version != "" {
+			errs.add(path, "members (an ensemble) are exclusive with replicas, versions and version")
+		}
+		return
+	}
 	if m.Cache.TTL < 0 {
 		errs.add(path+".cache.ttl", "must not be negative")
 	}

@@ -36,6 +36,11 @@ var badFiles = map[string]string{
 	"policy.bad.yaml":                `models[sst2].pool.policy: "random" is not one of`,
 	"tls.bad.yaml":                   "models[sst2].replicas[0].tls: cert_file and key_file go together",
 	"cache-url.bad.yaml":             `cache.url: "http://***@redis:6379": want redis://`,
+	"ensemble-unknown.bad.yaml":      `models[both].members[1].name: "c" is not a model in this registry`,
+	"ensemble-nested.bad.yaml":       `models[e2].members[1].name: "e1" is an ensemble`,
+	"ensemble-combine.bad.yaml":      `models[e].combine: "median" is not one of`,
+	"temperature.bad.yaml":           "models[a].temperature: -1: want a finite temperature > 0",
+	"calibration-missing.bad.yaml":   "models[a].calibration: ",
 	"protocol.bad.yaml":              `models[sst2].replicas[0].protocol: "grpc": want v1 or v2`,
 }
 
