@@ -54,6 +54,26 @@ type cacheCounters struct {
 	hits, misses, errors, corrupt, skipped atomic.Uint64
 }
 
+// Logits returns a model's raw logits for texts (an ensemble's combined
+// logits), bypassing the cache, with the model's metadata: what
+// `chorus calibrate` scores in-process.
+func (s *Server) Logits(ctx context.Context, model string, texts []string) (protocol.Logits, protocol.ModelMetadata, error) {
+	r := s.models.Load()
+	if r == nil {
+		return nil, protocol.ModelMetadata{}, fmt.Errorf("%w: models are still loading", protocol.ErrNotReady)
+	}
+	m, err := r.Get(model)
+	if err != nil {
+		return nil, protocol.ModelMetadata{}, err
+	}
+	v, err := m.Route("")
+	if err != nil {
+		return nil, protocol.ModelMetadata{}, err
+	}
+	p, err := s.predictModel(ctx, m, v, texts, false)
+	return p.logits, m.Metadata(), err
+}
+
 // prediction is a model's answer before rendering.
 type prediction struct {
 	logits  protocol.Logits

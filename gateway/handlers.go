@@ -107,6 +107,8 @@ func (s *Server) v2ModelMetadata(c *gin.Context) {
 		Platform: meta.Platform,
 		Inputs:   []protocol.TensorMetadata{{Name: "input-0", Datatype: protocol.DatatypeBYTES, Shape: []int64{-1}}},
 		Outputs:  outputsMetadata(m.Mode, len(meta.Labels), m.IsEnsemble()),
+		Parameters: map[string]any{"labels": meta.Labels, "fingerprint": meta.Fingerprint,
+			"temperature": m.Temperature},
 	}
 	for _, v := range m.Versions() {
 		if v.Name != "" {

@@ -171,6 +171,9 @@ type ModelMetadataResponse struct {
 	Platform string           `json:"platform"`
 	Inputs   []TensorMetadata `json:"inputs"`
 	Outputs  []TensorMetadata `json:"outputs"`
+	// Parameters (an OIP extension point) carry the label names, the
+	// fingerprint and the temperature, which calibration tools need.
+	Parameters map[string]any `json:"parameters,omitempty"`
 }
 
 // ServerMetadataResponse is GET /v2.

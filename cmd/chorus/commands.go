@@ -167,7 +167,7 @@ Hugging Face server.`,
 	}
 	validateCmd.Flags().StringVar(&validatePath, "config", "", "registry file to check")
 
-	root.AddCommand(serveCmd, validateCmd, newPullCommand())
+	root.AddCommand(serveCmd, validateCmd, newPullCommand(), newCalibrateCommand())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	return root
 }

@@ -1,0 +1,427 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/chorusml/chorus/backends/onnx"
+	"github.com/chorusml/chorus/calibration"
+	"github.com/chorusml/chorus/calibration/report"
+	"github.com/chorusml/chorus/gateway"
+	"github.com/chorusml/chorus/gateway/config"
+	"github.com/chorusml/chorus/protocol"
+	"github.com/chorusml/chorus/storage"
+)
+
+type calibrateFlags struct {
+	data, test        string
+	config, model     string
+	url               string
+	logits            string
+	labels            []string
+	bins, batch       int
+	out, plot, ortLib string
+}
+
+func newCalibrateCommand() *cobra.Command {
+	var f calibrateFlags
+	cmd := &cobra.Command{
+		Use:   "calibrate --data VAL.jsonl (--config F --model M | --url URL --model M | --logits L.jsonl)",
+		Short: "Fit a model's temperature on labelled data and report its calibration",
+		Long: `Fit the temperature T > 0 that minimises the mean negative log-likelihood of
+softmax(logits / T) on labelled data, and report accuracy, NLL, Brier score,
+ECE and MCE before and after (equal-width, right-closed bins of the top-label
+confidence), on the data and on an optional --test split.
+
+The data are JSONL lines {"text": "...", "label": 1} (a label index or name).
+Logits come from the registry in-process (--config, --model), from a running
+gateway over V2 (--url, --model; batched, with a progress bar), or from a
+file of precomputed {"logits": [...], "label": ...} lines (--logits).
+
+Writes calibration.json (T, metrics, bins, data hashes, the model's
+fingerprint and labels) for the registry's calibration: field, and a PNG of
+reliability diagrams before and after with the confidence histograms.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return calibrate(cmd.Context(), cmd, &f) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.data, "data", "", "labelled JSONL to fit on (required unless --logits)")
+	fs.StringVar(&f.test, "test", "", "labelled JSONL held out to evaluate on (optional)")
+	fs.StringVar(&f.config, "config", "", "registry to score with in-process")
+	fs.StringVar(&f.model, "model", "", "model name (with --config or --url)")
+	fs.StringVar(&f.url, "url", "", "running gateway to score with, e.g. http://localhost:8080")
+	fs.StringVar(&f.logits, "logits", "", "JSONL of precomputed {\"logits\": [...], \"label\": ...}")
+	fs.StringSliceVar(&f.labels, "labels", nil, "label names, to read named labels with --logits")
+	fs.IntVar(&f.bins, "bins", 15, "reliability bins")
+	fs.IntVar(&f.batch, "batch", 64, "texts per request when scoring")
+	fs.StringVar(&f.out, "out", "calibration.json", "where to write the result")
+	fs.StringVar(&f.plot, "plot", "", "reliability diagram PNG (default: reliability.png beside --out)")
+	fs.StringVar(&f.ortLib, "ort-lib", onnx.DefaultLibraryPath(), "ONNX Runtime shared library (with --config)")
+	return cmd
+}
+
+// example is one labelled row: a text to score, or precomputed logits.
+type example struct {
+	Text   string          `json:"text"`
+	Logits []float64       `json:"logits"`
+	Label  json.RawMessage `json:"label"`
+}
+
+// scorer returns raw logits for texts, and the model's labels and fingerprint.
+type scorer interface {
+	score(ctx context.Context, texts []string) (protocol.Logits, error)
+	labels() []string
+	fingerprint() string
+	close()
+}
+
+func calibrate(ctx context.Context, cmd *cobra.Command, f *calibrateFlags) error {
+	sources := 0
+	for _, s := range []string{f.config, f.url, f.logits} {
+		if s != "" {
+			sources++
+		}
+	}
+	switch {
+	case sources != 1:
+		return usageError{fmt.Errorf("give exactly one of --config, --url, --logits")}
+	case f.logits == "" && (f.data == "" || f.model == ""):
+		return usageError{fmt.Errorf("--data and --model are required with --config or --url")}
+	case f.bins < 1 || f.batch < 1:
+		return usageError{fmt.Errorf("--bins and --batch must be positive")}
+	}
+	if f.plot == "" {
+		f.plot = filepath.Join(filepath.Dir(f.out), "reliability.png")
+	}
+	stderr := cmd.ErrOrStderr()
+
+	var sc scorer
+	var err error
+	switch {
+	case f.config != "":
+		sc, err = newLocalScorer(ctx, f, stderr)
+	case f.url != "":
+		sc, err = newRemoteScorer(ctx, f)
+	}
+	if err != nil {
+		return err
+	}
+	if sc != nil {
+		defer sc.close()
+	}
+	labels := f.labels
+	fp := ""
+	if sc != nil {
+		labels, fp = sc.labels(), sc.fingerprint()
+	}
+
+	dataPath := f.data
+	if f.logits != "" {
+		dataPath = f.logits
+	}
+	fit, err := loadSplit(ctx, dataPath, sc, labels, f.batch, stderr)
+	if err != nil {
+		return err
+	}
+	var test *splitData
+	if f.test != "" {
+		if test, err = loadSplit(ctx, f.test, sc, labels, f.batch, stderr); err != nil {
+			return err
+		}
+	}
+
+	t, err := calibration.FitTemperature(fit.logits, fit.labels)
+	if err != nil {
+		return err
+	}
+	out := calibration.File{ChorusVersion: chorusVersion(), Created: time.Now().UTC(), Model: f.model,
+		Fingerprint: fp, Labels: labels, Temperature: t.T, Note: t.Note, Bins: f.bins}
+	if out.Data, err = fit.evaluate(t.T, f.bins); err != nil {
+		return err
+	}
+	rows := []report.Row{{Name: "data, T=1", M: out.Data.Before}, {Name: fmt.Sprintf("data, T=%.4f", t.T), M: out.Data.After}}
+	panels := []report.Panel{{Title: "before (T = 1), " + filepath.Base(fit.path), M: out.Data.Before},
+		{Title: fmt.Sprintf("after (T = %.3f), %s", t.T, filepath.Base(fit.path)), M: out.Data.After}}
+	if test != nil {
+		s, err := test.evaluate(t.T, f.bins)
+		if err != nil {
+			return err
+		}
+		out.Test = &s
+		rows = append(rows, report.Row{Name: "test, T=1", M: s.Before}, report.Row{Name: fmt.Sprintf("test, T=%.4f", t.T), M: s.After})
+		panels = []report.Panel{{Title: "before (T = 1), " + filepath.Base(test.path), M: s.Before},
+			{Title: fmt.Sprintf("after (T = %.3f), %s", t.T, filepath.Base(test.path)), M: s.After}}
+	}
+
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "temperature: %.6f (fitted on %d examples of %s)\n", t.T, fit.n(), fit.path)
+	if t.Note != "" {
+		fmt.Fprintf(w, "note: %s\n", t.Note)
+	}
+	if err := report.Table(w, rows); err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(f.out, append(raw, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", f.out, err)
+	}
+	var png bytes.Buffer
+	if err := report.ReliabilityPNG(&png, panels); err != nil {
+		return err
+	}
+	if err := os.WriteFile(f.plot, png.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", f.plot, err)
+	}
+	fmt.Fprintf(w, "wrote %s and %s\n", f.out, f.plot)
+	return nil
+}
+
+// splitData is a scored data split.
+type splitData struct {
+	path   string
+	sha    string
+	logits [][]float64
+	labels []int
+}
+
+func (s *splitData) n() int { return len(s.labels) }
+
+func (s *splitData) evaluate(t float64, bins int) (calibration.Split, error) {
+	before, err := calibration.Evaluate(s.logits, s.labels, 1, bins)
+	if err != nil {
+		return calibration.Split{}, err
+	}
+	after, err := calibration.Evaluate(s.logits, s.labels, t, bins)
+	if err != nil {
+		return calibration.Split{}, err
+	}
+	return calibration.Split{Path: s.path, SHA256: s.sha, N: s.n(), Before: before, After: after}, nil
+}
+
+// loadSplit reads a JSONL split and scores its texts (unless it carries logits).
+func loadSplit(ctx context.Context, path string, sc scorer, labels []string, batch int, progress io.Writer) (*splitData, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read data: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	s := &splitData{path: path, sha: hex.EncodeToString(sum[:])}
+	var texts []string
+	sc2 := bufio.NewScanner(bytes.NewReader(raw))
+	sc2.Buffer(make([]byte, 1<<20), 64<<20)
+	for line := 1; sc2.Scan(); line++ {
+		if strings.TrimSpace(sc2.Text()) == "" {
+			continue
+		}
+		var ex example
+		if err := json.Unmarshal(sc2.Bytes(), &ex); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		y, err := labelIndex(ex.Label, labels)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		if sc == nil {
+			if len(ex.Logits) == 0 {
+				return nil, fmt.Errorf("%s:%d: no \"logits\" (with --logits every line carries them)", path, line)
+			}
+			s.logits = append(s.logits, ex.Logits)
+		} else {
+			texts = append(texts, ex.Text)
+		}
+		s.labels = append(s.labels, y)
+	}
+	if err := sc2.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(s.labels) == 0 {
+		return nil, fmt.Errorf("%s: no examples", path)
+	}
+	if sc == nil {
+		return s, nil
+	}
+	bar := newBar(progress, len(texts), "scoring "+filepath.Base(path))
+	for i := 0; i < len(texts); i += batch {
+		l, err := sc.score(ctx, texts[i:min(i+batch, len(texts))])
+		if err != nil {
+			return nil, fmt.Errorf("score %s: %w", path, err)
+		}
+		for _, row := range l {
+			r := make([]float64, len(row))
+			for j, v := range row {
+				r[j] = float64(v)
+			}
+			s.logits = append(s.logits, r)
+		}
+		_ = bar.Add(len(l))
+	}
+	_ = bar.Finish()
+	return s, nil
+}
+
+// labelIndex reads a label given as an index or as a name.
+func labelIndex(raw json.RawMessage, labels []string) (int, error) {
+	var i int
+	if err := json.Unmarshal(raw, &i); err == nil {
+		return i, nil
+	}
+	var name string
+	if err := json.Unmarshal(raw, &name); err != nil {
+		return 0, fmt.Errorf("label %s: want an index or a name", raw)
+	}
+	for j, l := range labels {
+		if l == name {
+			return j, nil
+		}
+	}
+	return 0, fmt.Errorf("label %q is not one of %v (pass --labels with --logits)", name, labels)
+}
+
+// newBar draws a progress bar with an ETA on a terminal, and nothing elsewhere.
+func newBar(w io.Writer, n int, what string) *progressbar.ProgressBar {
+	if f, ok := w.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+		w = io.Discard
+	}
+	return progressbar.NewOptions(n, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
+}
+
+// localScorer scores in-process with the registry's models.
+type localScorer struct {
+	srv   *gateway.Server
+	reg   *gateway.Registry
+	rt    *onnx.Runtime
+	model string
+	meta  protocol.ModelMetadata
+}
+
+func newLocalScorer(ctx context.Context, f *calibrateFlags, logw io.Writer) (*localScorer, error) {
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := onnx.NewRuntime(f.ortLib)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// Every temperature is ignored here: calibration fits on raw logits.
+	reg, err := loadModels(ctx, rt, storage.HubFromEnv(os.Getenv), cfg, true, log)
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
+	srv := gateway.NewServer(gateway.ServerOptions{Log: log, Limits: gateway.Limits{MaxBodyBytes: 1, MaxInstances: 1, MaxTextChars: 1}})
+	srv.SetRegistry(reg)
+	srv.SetReady(true)
+	_, meta, err := srv.Logits(ctx, f.model, []string{""})
+	if err != nil {
+		reg.Close()
+		rt.Close()
+		return nil, err
+	}
+	return &localScorer{srv: srv, reg: reg, rt: rt, model: f.model, meta: meta}, nil
+}
+
+func (l *localScorer) score(ctx context.Context, texts []string) (protocol.Logits, error) {
+	out, _, err := l.srv.Logits(ctx, l.model, texts)
+	return out, err
+}
+func (l *localScorer) labels() []string    { return l.meta.Labels }
+func (l *localScorer) fingerprint() string { return l.meta.Fingerprint }
+func (l *localScorer) close()              { l.reg.Close(); l.rt.Close() }
+
+// remoteScorer scores against a running gateway over V2.
+type remoteScorer struct {
+	url, model string
+	client     *http.Client
+	lbls       []string
+	fp         string
+}
+
+func newRemoteScorer(ctx context.Context, f *calibrateFlags) (*remoteScorer, error) {
+	r := &remoteScorer{url: strings.TrimRight(f.url, "/"), model: f.model, client: &http.Client{Timeout: time.Minute}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/v2/models/"+f.model, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("model metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	var md protocol.ModelMetadataResponse
+	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("model metadata from %s: HTTP %d %v", r.url, resp.StatusCode, err)
+	}
+	if ls, ok := md.Parameters["labels"].([]any); ok {
+		for _, l := range ls {
+			r.lbls = append(r.lbls, fmt.Sprint(l))
+		}
+	}
+	r.fp, _ = md.Parameters["fingerprint"].(string)
+	if len(r.lbls) == 0 {
+		r.lbls = f.labels
+	}
+	return r, nil
+}
+
+func (r *remoteScorer) score(ctx context.Context, texts []string) (protocol.Logits, error) {
+	body, _ := json.Marshal(map[string]any{
+		"inputs":     []map[string]any{{"name": "input-0", "shape": []int{len(texts)}, "datatype": "BYTES", "data": texts}},
+		"outputs":    []map[string]string{{"name": protocol.OutputLogits}},
+		"parameters": map[string]any{"cache": true},
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url+"/v2/models/"+r.model+"/infer", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Error   string
+		Outputs []struct {
+			Shape []int
+			Data  []float32
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("HTTP %d: %w", resp.StatusCode, err)
+	}
+	if resp.StatusCode != http.StatusOK || len(out.Outputs) != 1 || len(out.Outputs[0].Shape) != 2 {
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, out.Error)
+	}
+	k := out.Outputs[0].Shape[1]
+	l := make(protocol.Logits, len(texts))
+	for i := range l {
+		l[i] = out.Outputs[0].Data[i*k : (i+1)*k]
+	}
+	return l, nil
+}
+func (r *remoteScorer) labels() []string    { return r.lbls }
+func (r *remoteScorer) fingerprint() string { return r.fp }
+func (r *remoteScorer) close()              {}
