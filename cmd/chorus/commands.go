@@ -44,11 +44,12 @@ type serveFlags struct {
 	maxLength           int
 
 	allowCalibrationMismatch bool
+	httpPortSet              bool // --http_port was given (0 then means any free port)
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "YAML model registry to serve (see configs/)")
-	fs.IntVar(&f.httpPort, "http_port", 0, "HTTP port (default: the registry's server.http_port, else 8080)")
+	fs.IntVar(&f.httpPort, "http_port", 0, "HTTP port; 0 picks a free one (default: the registry's server.http_port, else 8080)")
 	fs.StringVar(&f.ortLib, "ort-lib", onnx.DefaultLibraryPath(), "ONNX Runtime shared library (env CHORUS_ORT_LIB)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -106,8 +107,8 @@ func (f *serveFlags) loadConfig() (*config.Config, error) {
 	default:
 		return nil, usageError{fmt.Errorf("nothing to serve: pass --config FILE, or --model_name NAME --model_dir DIR")}
 	}
-	if f.httpPort != 0 {
-		cfg.Server.HTTPPort = f.httpPort
+	if f.httpPortSet {
+		cfg.Server.HTTPPort = f.httpPort // 0: any free port
 	}
 	return cfg, nil
 }

@@ -31,6 +31,7 @@ import (
 
 // serve runs until ctx ends (SIGINT/SIGTERM), then drains and exits.
 func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals context.CancelFunc) error {
+	f.httpPortSet = cmd.Flags().Changed("http_port")
 	cfg, err := f.loadConfig()
 	if err != nil {
 		return err
