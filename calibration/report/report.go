@@ -105,17 +105,52 @@ func reliability(p Panel) (*plot.Plot, error) {
 	return pl, nil
 }
 
+// histogram shows how many samples fall in each bin, on a log scale: a
+// confident model puts nearly all of them in the top bin, and the few
+// elsewhere are what the diagram above is made of.
 func histogram(m calibration.Metrics) (*plot.Plot, error) {
 	pl := plot.New()
-	pl.Title.Text = "confidence histogram"
+	pl.Title.Text = "samples per bin (log scale)"
 	pl.X.Label.Text = "confidence (top label)"
-	pl.Y.Label.Text = "share of samples"
+	pl.Y.Label.Text = "samples"
 	pl.X.Min, pl.X.Max = 0, 1
+	pl.Y.Scale = plot.LogScale{}
+	pl.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	h := &plotter.Histogram{FillColor: histColor}
+	top := 1.0
 	for _, b := range m.Bins {
-		h.Bins = append(h.Bins, plotter.HistogramBin{Min: b.Lo, Max: b.Hi, Weight: float64(b.Count) / float64(max(1, m.N))})
+		if b.Count == 0 {
+			continue // log scale: empty bins are left blank
+		}
+		h.Bins = append(h.Bins, plotter.HistogramBin{Min: b.Lo, Max: b.Hi, Weight: float64(b.Count)})
+		top = max(top, float64(b.Count))
 	}
-	pl.Add(h)
-	pl.Y.Min = 0
+	// Bars start at 0.5 so that a bin of one sample still shows.
+	if len(h.Bins) > 0 {
+		pl.Add(&floored{h, 0.5})
+	}
+	pl.Y.Min, pl.Y.Max = 0.5, top*2
 	return pl, nil
+}
+
+// floored draws a histogram whose bars start at a floor instead of 0, which
+// a log scale cannot show.
+type floored struct {
+	*plotter.Histogram
+	floor float64
+}
+
+func (f *floored) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, trY := p.Transforms(&c)
+	for _, b := range f.Bins {
+		x0, x1 := trX(b.Min), trX(b.Max)
+		y0, y1 := trY(f.floor), trY(b.Weight)
+		pts := []vg.Point{{X: x0, Y: y0}, {X: x0, Y: y1}, {X: x1, Y: y1}, {X: x1, Y: y0}}
+		c.FillPolygon(f.FillColor, c.ClipPolygonXY(pts))
+	}
+}
+
+func (f *floored) DataRange() (xmin, xmax, ymin, ymax float64) {
+	xmin, xmax, _, ymax = f.Histogram.DataRange()
+	return xmin, xmax, f.floor, ymax
 }
