@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -25,6 +26,85 @@ type Options struct {
 	// IntraOpThreads is ONNX Runtime's intra-op thread count. Default (0):
 	// ONNX Runtime's choice, one per core.
 	IntraOpThreads int
+	// InterOpThreads is ONNX Runtime's inter-op thread count. Default (0):
+	// ONNX Runtime's choice.
+	InterOpThreads int
+	// GraphOptimization is "disable", "basic", "extended" or "all" (ONNX
+	// Runtime's default, "").
+	GraphOptimization string
+	// MemoryArena turns ONNX Runtime's CPU memory arena on or off (nil:
+	// ONNX Runtime's default, on).
+	MemoryArena *bool
+	// Device is "cpu" (default) or "cuda:N" (the CUDA execution provider on
+	// GPU N; needs ONNX Runtime's CUDA provider libraries beside the core
+	// library, see docs/GPU.md).
+	Device string
+	// Batching runs concurrent requests together. Default: off.
+	Batching Batching
+}
+
+var graphLevels = map[string]ort.GraphOptimizationLevel{
+	"disable": ort.GraphOptimizationLevelDisableAll, "basic": ort.GraphOptimizationLevelEnableBasic,
+	"extended": ort.GraphOptimizationLevelEnableExtended, "all": ort.GraphOptimizationLevelEnableAll,
+}
+
+// sessionOptions turns Options into ONNX Runtime's session options.
+func sessionOptions(opts Options) (*ort.SessionOptions, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("session options: %w", err)
+	}
+	fail := func(what string, err error) (*ort.SessionOptions, error) {
+		so.Destroy()
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if opts.IntraOpThreads > 0 {
+		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
+			return fail("set intra-op threads", err)
+		}
+	}
+	if opts.InterOpThreads > 0 {
+		if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
+			return fail("set inter-op threads", err)
+		}
+	}
+	if opts.GraphOptimization != "" {
+		level, ok := graphLevels[opts.GraphOptimization]
+		if !ok {
+			return fail("graph optimization", fmt.Errorf("%q is not disable, basic, extended or all", opts.GraphOptimization))
+		}
+		if err := so.SetGraphOptimizationLevel(level); err != nil {
+			return fail("set graph optimization", err)
+		}
+	}
+	if opts.MemoryArena != nil {
+		if err := so.SetCpuMemArena(*opts.MemoryArena); err != nil {
+			return fail("set memory arena", err)
+		}
+	}
+	switch dev := opts.Device; {
+	case dev == "" || dev == "cpu":
+	case strings.HasPrefix(dev, "cuda:"):
+		id, err := strconv.Atoi(strings.TrimPrefix(dev, "cuda:"))
+		if err != nil || id < 0 {
+			return fail("device", fmt.Errorf("%q: want cuda:N", dev))
+		}
+		const hint = "CUDA execution provider (are libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so beside the core library? see docs/GPU.md)"
+		cuda, err := ort.NewCUDAProviderOptions()
+		if err != nil {
+			return fail(hint, err)
+		}
+		defer cuda.Destroy()
+		if err := cuda.Update(map[string]string{"device_id": strconv.Itoa(id)}); err != nil {
+			return fail(hint, err)
+		}
+		if err := so.AppendExecutionProviderCUDA(cuda); err != nil {
+			return fail(hint, err)
+		}
+	default:
+		return fail("device", fmt.Errorf("%q: want cpu or cuda:N", dev))
+	}
+	return so, nil
 }
 
 // Model serves one model folder. It is safe for concurrent use: ONNX
@@ -36,6 +116,7 @@ type Model struct {
 	withTypes  bool
 	padID      int64
 	meta       protocol.ModelMetadata
+	batcher    *batcher // nil: every request runs as its own batch
 
 	// mu guards closed: Predict holds it shared so Close waits for
 	// in-flight runs instead of freeing a session under them.
@@ -104,18 +185,12 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer from %s: %w", dir, err)
 	}
-	so, err := ort.NewSessionOptions()
+	so, err := sessionOptions(opts)
 	if err != nil {
 		tok.Close()
-		return nil, fmt.Errorf("session options: %w", err)
+		return nil, err
 	}
 	defer so.Destroy()
-	if opts.IntraOpThreads > 0 {
-		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
-			tok.Close()
-			return nil, fmt.Errorf("set intra-op threads: %w", err)
-		}
-	}
 	sess, err := ort.NewDynamicAdvancedSession(f.graphPath, m.inputNames, []string{outName}, so)
 	if err != nil {
 		tok.Close()
@@ -128,6 +203,9 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	m.session, m.tok = sess, tok
+	if opts.Batching.Enabled() {
+		m.batcher = newBatcher(m, opts.Batching)
+	}
 	m.meta = protocol.ModelMetadata{
 		Labels:      f.labels,
 		MaxLength:   maxLen,
@@ -188,8 +266,9 @@ func (m *Model) encode(text string) (tokenizers.Encoding, error) {
 	return enc, nil
 }
 
-// Predict implements protocol.Predictor: it tokenizes the batch, pads it to
-// its longest text and runs the graph once.
+// Predict implements protocol.Predictor: it tokenizes the texts, then runs
+// them — through the dynamic batcher when one is configured, else as one
+// batch padded to its longest text.
 func (m *Model) Predict(ctx context.Context, texts []string) (protocol.Logits, error) {
 	if len(texts) == 0 {
 		return protocol.Logits{}, nil
@@ -202,21 +281,39 @@ func (m *Model) Predict(ctx context.Context, texts []string) (protocol.Logits, e
 	if m.closed {
 		return nil, fmt.Errorf("predict: model closed: %w", protocol.ErrUnavailable)
 	}
+	encs, err := m.encodeAll(texts)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("predict: %w", err)
+	}
+	if m.batcher != nil {
+		return m.batcher.submit(ctx, encs)
+	}
+	return m.runBatch(ctx, encs)
+}
 
+// encodeAll tokenizes texts (in the caller's goroutine, so concurrent
+// requests tokenize in parallel).
+func (m *Model) encodeAll(texts []string) ([]tokenizers.Encoding, error) {
 	encs := make([]tokenizers.Encoding, len(texts))
-	seqLen := 0
 	for i, t := range texts {
 		enc, err := m.encode(t)
 		if err != nil {
 			return nil, fmt.Errorf("text %d: %w", i, err)
 		}
 		encs[i] = enc
-		seqLen = max(seqLen, len(enc.IDs))
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("predict: %w", err)
-	}
+	return encs, nil
+}
 
+// runBatch runs encoded texts as one batch padded to the longest.
+func (m *Model) runBatch(ctx context.Context, encs []tokenizers.Encoding) (protocol.Logits, error) {
+	seqLen := 0
+	for _, e := range encs {
+		seqLen = max(seqLen, len(e.IDs))
+	}
 	inputs, err := m.tensors(encs, seqLen)
 	defer func() {
 		for _, v := range inputs {
@@ -226,7 +323,7 @@ func (m *Model) Predict(ctx context.Context, texts []string) (protocol.Logits, e
 	if err != nil {
 		return nil, err
 	}
-	return m.run(ctx, inputs, len(texts))
+	return m.run(ctx, inputs, len(encs))
 }
 
 // tensors builds the graph inputs, in the order the session was created
@@ -310,6 +407,11 @@ func (m *Model) Close() error {
 		return nil
 	}
 	m.closed = true
+	// In-flight requests hold the read lock until answered, so the batcher
+	// is idle by now: stop its loop before the session goes.
+	if m.batcher != nil {
+		m.batcher.close()
+	}
 	m.tok.Close()
 	if err := m.session.Destroy(); err != nil {
 		return fmt.Errorf("destroy session: %w", err)

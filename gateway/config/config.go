@@ -242,6 +242,17 @@ type Replica struct {
 	MaxLength int `yaml:"max_length"`
 	// IntraOpThreads for ONNX Runtime. Default 0: one per core.
 	IntraOpThreads int `yaml:"intra_op_threads"`
+	// InterOpThreads for ONNX Runtime. Default 0: ONNX Runtime's choice.
+	InterOpThreads int `yaml:"inter_op_threads"`
+	// GraphOptimization: disable, basic, extended or all. Default: all
+	// (ONNX Runtime's default).
+	GraphOptimization string `yaml:"graph_optimization"`
+	// MemoryArena turns ONNX Runtime's CPU memory arena on or off. Default on.
+	MemoryArena *bool `yaml:"memory_arena"`
+	// Device: cpu (default) or cuda:N.
+	Device string `yaml:"device"`
+	// Batching runs concurrent requests to this replica together. Default off.
+	Batching Batching `yaml:"batching"`
 	// Location is model_dir or storage_uri, parsed; set by Validate.
 	Location storage.Location `yaml:"-"`
 
@@ -268,6 +279,22 @@ type Replica struct {
 	Headers map[string]string `yaml:"headers"`
 	// TLS configures https:// URLs.
 	TLS TLS `yaml:"tls"`
+}
+
+// Batching configures dynamic batching of an in-process replica: requests
+// wait up to max_queue_delay to be run together, up to max_batch_size texts
+// and max_batch_tokens padded tokens per run, grouped by length.
+type Batching struct {
+	// MaxBatchSize texts per run. Setting it (or max_queue_delay) turns
+	// batching on. Default when on: 32.
+	MaxBatchSize int `yaml:"max_batch_size"`
+	// MaxBatchTokens bounds texts × longest text per run. Default 8192.
+	MaxBatchTokens int `yaml:"max_batch_tokens"`
+	// MaxQueueDelay is how long a request waits for others. Default 2ms.
+	MaxQueueDelay Duration `yaml:"max_queue_delay"`
+	// QueueSize bounds waiting requests; past it: 503 with Retry-After.
+	// Default 1024.
+	QueueSize int `yaml:"queue_size"`
 }
 
 // TLS options for a remote replica.

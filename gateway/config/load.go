@@ -151,6 +151,8 @@ func (c *Config) applyDefaults() {
 	}
 }
 
+var cudaRE = regexp.MustCompile(`^cuda:[0-9]+$`)
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // redactURL hides a password in a URL for error messages.
@@ -448,8 +450,18 @@ func (r *Replica) validateONNX(rp, baseDir string, errs *problems) {
 	if r.MaxLength < 0 {
 		errs.add(rp+".max_length", "must not be negative")
 	}
-	if r.IntraOpThreads < 0 {
-		errs.add(rp+".intra_op_threads", "must not be negative")
+	for name, v := range map[string]int{"intra_op_threads": r.IntraOpThreads, "inter_op_threads": r.InterOpThreads,
+		"batching.max_batch_size": r.Batching.MaxBatchSize, "batching.max_batch_tokens": r.Batching.MaxBatchTokens,
+		"batching.queue_size": r.Batching.QueueSize, "batching.max_queue_delay": int(r.Batching.MaxQueueDelay)} {
+		if v < 0 {
+			errs.add(rp+"."+name, "must not be negative")
+		}
+	}
+	if g := r.GraphOptimization; g != "" && !slices.Contains([]string{"disable", "basic", "extended", "all"}, g) {
+		errs.add(rp+".graph_optimization", "%q: want disable, basic, extended or all", g)
+	}
+	if d := r.Device; d != "" && d != "cpu" && !cudaRE.MatchString(d) {
+		errs.add(rp+".device", "%q: want cpu or cuda:N", d)
 	}
 }
 

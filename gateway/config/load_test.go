@@ -41,6 +41,7 @@ var badFiles = map[string]string{
 	"ensemble-combine.bad.yaml":      `models[e].combine: "median" is not one of`,
 	"temperature.bad.yaml":           "models[a].temperature: -1: want a finite temperature > 0",
 	"calibration-missing.bad.yaml":   "models[a].calibration: ",
+	"device.bad.yaml":                `models[sst2].replicas[0].device: "gpu0": want cpu or cuda:N`,
 	"protocol.bad.yaml":              `models[sst2].replicas[0].protocol: "grpc": want v1 or v2`,
 }
 

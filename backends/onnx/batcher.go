@@ -1,0 +1,227 @@
+package onnx
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/daulet/tokenizers"
+
+	"github.com/chorusml/chorus/protocol"
+)
+
+// Batching configures dynamic batching. The zero value turns it off.
+type Batching struct {
+	// MaxBatchSize bounds texts per run (default 32 when batching is on).
+	MaxBatchSize int
+	// MaxBatchTokens bounds padded tokens per run: texts × the longest
+	// text of the run (default 8192).
+	MaxBatchTokens int
+	// MaxQueueDelay is how long the first request of a batch may wait for
+	// others to join it (default 2ms).
+	MaxQueueDelay time.Duration
+	// QueueSize bounds waiting requests; past it Predict fails at once with
+	// ErrUnavailable, which the gateway answers 503 with Retry-After
+	// (default 1024).
+	QueueSize int
+}
+
+// Enabled reports whether batching is configured.
+func (b Batching) Enabled() bool { return b.MaxBatchSize > 0 || b.MaxQueueDelay > 0 }
+
+func (b Batching) withDefaults() Batching {
+	if b.MaxBatchSize <= 0 {
+		b.MaxBatchSize = 32
+	}
+	if b.MaxBatchTokens <= 0 {
+		b.MaxBatchTokens = 8192
+	}
+	if b.MaxQueueDelay <= 0 {
+		b.MaxQueueDelay = 2 * time.Millisecond
+	}
+	if b.QueueSize <= 0 {
+		b.QueueSize = 1024
+	}
+	return b
+}
+
+// BatchStats count what the batcher did.
+type BatchStats struct {
+	Runs, Rows, Rejected, Dropped uint64
+}
+
+// pending is one request waiting in the queue.
+type pending struct {
+	ctx  context.Context
+	encs []tokenizers.Encoding
+	out  protocol.Logits
+	err  error
+	left atomic.Int32 // rows not yet answered
+	done chan struct{}
+	once sync.Once
+}
+
+func (p *pending) finish(err error) {
+	p.once.Do(func() {
+		p.err = err
+		close(p.done)
+	})
+}
+
+// batcher collects requests for up to MaxQueueDelay and runs their texts
+// together, grouped by length so that short texts are not padded to long
+// ones. Its loop goroutine is owned by the model and stopped by Close.
+type batcher struct {
+	m     *Model
+	o     Batching
+	queue chan *pending
+	stop  chan struct{}
+	wg    sync.WaitGroup
+
+	runs, rows, rejected, dropped atomic.Uint64
+}
+
+func newBatcher(m *Model, o Batching) *batcher {
+	o = o.withDefaults()
+	b := &batcher{m: m, o: o, queue: make(chan *pending, o.QueueSize), stop: make(chan struct{})}
+	b.wg.Add(1)
+	go b.loop()
+	return b
+}
+
+func (b *batcher) submit(ctx context.Context, encs []tokenizers.Encoding) (protocol.Logits, error) {
+	p := &pending{ctx: ctx, encs: encs, out: make(protocol.Logits, len(encs)), done: make(chan struct{})}
+	p.left.Store(int32(len(encs)))
+	select {
+	case b.queue <- p:
+	default:
+		b.rejected.Add(1)
+		return nil, fmt.Errorf("%w: batch queue full (%d requests waiting)", protocol.ErrUnavailable, b.o.QueueSize)
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			return nil, p.err
+		}
+		return p.out, nil
+	case <-ctx.Done():
+		// The loop sees the context and drops the rows before running them.
+		return nil, fmt.Errorf("predict: %w", ctx.Err())
+	}
+}
+
+// row is one text of a pending request.
+type row struct {
+	p   *pending
+	i   int
+	enc tokenizers.Encoding
+}
+
+func (b *batcher) loop() {
+	defer b.wg.Done()
+	for {
+		var first *pending
+		select {
+		case first = <-b.queue:
+		case <-b.stop:
+			b.drain()
+			return
+		}
+		batch := []*pending{first}
+		rows := len(first.encs)
+		timer := time.NewTimer(b.o.MaxQueueDelay)
+	collect:
+		for rows < b.o.MaxBatchSize {
+			select {
+			case p := <-b.queue:
+				batch = append(batch, p)
+				rows += len(p.encs)
+			case <-timer.C:
+				break collect
+			case <-b.stop:
+				break collect
+			}
+		}
+		timer.Stop()
+		b.run(batch)
+	}
+}
+
+// drain answers whatever is still queued after Close.
+func (b *batcher) drain() {
+	for {
+		select {
+		case p := <-b.queue:
+			p.finish(fmt.Errorf("predict: model closed: %w", protocol.ErrUnavailable))
+		default:
+			return
+		}
+	}
+}
+
+// run drops requests whose client has gone, sorts the remaining texts by
+// length and runs them in chunks within the size and token budgets.
+func (b *batcher) run(batch []*pending) {
+	var rows []row
+	for _, p := range batch {
+		if p.ctx.Err() != nil {
+			b.dropped.Add(1)
+			p.finish(fmt.Errorf("predict: %w", p.ctx.Err()))
+			continue
+		}
+		for i, e := range p.encs {
+			rows = append(rows, row{p: p, i: i, enc: e})
+		}
+	}
+	slices.SortStableFunc(rows, func(a, c row) int { return len(a.enc.IDs) - len(c.enc.IDs) })
+	for start := 0; start < len(rows); {
+		end := start
+		for end < len(rows) && end-start < b.o.MaxBatchSize {
+			// Sorted ascending: the row being added is the longest so far.
+			if end > start && (end-start+1)*len(rows[end].enc.IDs) > b.o.MaxBatchTokens {
+				break
+			}
+			end++
+		}
+		b.runChunk(rows[start:end])
+		start = end
+	}
+}
+
+func (b *batcher) runChunk(rows []row) {
+	encs := make([]tokenizers.Encoding, len(rows))
+	for i, r := range rows {
+		encs[i] = r.enc
+	}
+	// No single client's context may cancel a run others share.
+	out, err := b.m.runBatch(context.Background(), encs)
+	b.runs.Add(1)
+	b.rows.Add(uint64(len(rows)))
+	for i, r := range rows {
+		if err != nil {
+			r.p.finish(err)
+			continue
+		}
+		r.p.out[r.i] = out[i]
+		if r.p.left.Add(-1) == 0 {
+			r.p.finish(nil)
+		}
+	}
+}
+
+func (b *batcher) close() {
+	close(b.stop)
+	b.wg.Wait()
+}
+
+// BatchStats reads the batcher's counters (zero without batching).
+func (m *Model) BatchStats() BatchStats {
+	if m.batcher == nil {
+		return BatchStats{}
+	}
+	b := m.batcher
+	return BatchStats{Runs: b.runs.Load(), Rows: b.rows.Load(), Rejected: b.rejected.Load(), Dropped: b.dropped.Load()}
+}

@@ -1,0 +1,152 @@
+package onnx_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chorusml/chorus/backends/backendtest"
+	"github.com/chorusml/chorus/backends/onnx"
+	"github.com/chorusml/chorus/protocol"
+)
+
+// With batching on, the model still keeps the whole contract: batches are
+// split back exactly, and each result equals the text run alone.
+func TestContractWithBatching(t *testing.T) {
+	for _, name := range []string{"sst2-tiny-a", "bert-tiny-tt"} {
+		t.Run(name, func(t *testing.T) {
+			m := open(t, name, onnx.Options{IntraOpThreads: 1, Batching: onnx.Batching{MaxBatchSize: 8, MaxBatchTokens: 1024, MaxQueueDelay: time.Millisecond}})
+			backendtest.Run(t, m, reference(t, name))
+		})
+	}
+}
+
+// Concurrent one-text requests are run together: fewer runs than requests.
+func TestBatchingCoalesces(t *testing.T) {
+	m := open(t, "sst2-tiny-a", onnx.Options{IntraOpThreads: 1, Batching: onnx.Batching{MaxBatchSize: 64, MaxQueueDelay: 20 * time.Millisecond}})
+	ref := reference(t, "sst2-tiny-a")
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rt := ref.Texts[i%len(ref.Texts)]
+			got, err := m.Predict(context.Background(), []string{rt.Text})
+			if err == nil && backendtest.MaxAbsDiff(got[0], rt.Logits) > backendtest.RefTolerance {
+				err = errors.New("wrong logits for " + rt.Text)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := m.BatchStats()
+	t.Logf("64 concurrent requests: %d runs, %d rows", st.Runs, st.Rows)
+	if st.Rows != 64 || st.Runs >= 64 {
+		t.Errorf("stats %+v: want 64 rows in fewer than 64 runs", st)
+	}
+}
+
+// Long and short texts are run apart: the padded-token budget holds.
+func TestBatchingTokenBudget(t *testing.T) {
+	m := open(t, "sst2-tiny-a", onnx.Options{IntraOpThreads: 1, Batching: onnx.Batching{MaxBatchSize: 64, MaxBatchTokens: 600, MaxQueueDelay: time.Millisecond}})
+	ref := reference(t, "sst2-tiny-a")
+	texts := ref.TextList() // 17 short texts and one of 512 tokens
+	got, err := m.Predict(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rt := range ref.Texts {
+		if d := backendtest.MaxAbsDiff(got[i], rt.Logits); d > backendtest.RefTolerance {
+			t.Errorf("text %d off by %v", i, d)
+		}
+	}
+	// 17 short texts fit 600 tokens together; the 512-token text cannot join them.
+	if st := m.BatchStats(); st.Runs != 2 {
+		t.Errorf("%d runs, want 2 (short texts together, the long one alone)", st.Runs)
+	}
+}
+
+func TestBatchingQueueFullAndCancelled(t *testing.T) {
+	m := open(t, "sst2-tiny-a", onnx.Options{IntraOpThreads: 1, Batching: onnx.Batching{MaxBatchSize: 1, MaxQueueDelay: time.Millisecond, QueueSize: 1}})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var full int
+	for range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := m.Predict(context.Background(), []string{"a fairly ordinary sentence about a film"})
+			if errors.Is(err, protocol.ErrUnavailable) {
+				mu.Lock()
+				full++
+				mu.Unlock()
+			} else if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if full == 0 || m.BatchStats().Rejected == 0 {
+		t.Errorf("200 concurrent requests into a queue of 1: %d rejected", full)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := m.Predict(ctx, []string{"x"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+}
+
+func TestCloseWithBatching(t *testing.T) {
+	m, err := rt.Open(filepath.Join(models, "sst2-tiny-a"), onnx.Options{Batching: onnx.Batching{MaxBatchSize: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Predict(context.Background(), []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Predict(context.Background(), []string{"x"}); !errors.Is(err, protocol.ErrUnavailable) {
+		t.Errorf("after close: %v", err)
+	}
+}
+
+// Session options keep the logits; bad ones and a missing CUDA provider
+// fail at Open with a clear error.
+func TestSessionOptions(t *testing.T) {
+	off := false
+	for _, level := range []string{"disable", "basic", "extended", "all"} {
+		m := open(t, "sst2-tiny-a", onnx.Options{GraphOptimization: level, InterOpThreads: 1, MemoryArena: &off})
+		ref := reference(t, "sst2-tiny-a")
+		got, err := m.Predict(context.Background(), ref.TextList())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, rt := range ref.Texts {
+			if d := backendtest.MaxAbsDiff(got[i], rt.Logits); d > backendtest.RefTolerance {
+				t.Errorf("%s: text %d off by %v", level, i, d)
+			}
+		}
+	}
+	for opts, want := range map[*onnx.Options]string{
+		{GraphOptimization: "max"}: "graph optimization",
+		{Device: "tpu"}:            "want cpu or cuda:N",
+		{Device: "cuda:0"}:         "docs/GPU.md",
+	} {
+		if _, err := rt.Open(filepath.Join(models, "sst2-tiny-a"), *opts); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v, want an error mentioning %q", *opts, err, want)
+		}
+	}
+}
