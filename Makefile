@@ -18,7 +18,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 PY_VENV := $(CHORUS_CACHE)/venv-kserve-client
 FIXTURES_VENV := $(CHORUS_CACHE)/venv-fixtures
 
-.PHONY: help deps pyvenv build run test test-go test-python bench bench-cache fixtures demo-model lint
+.PHONY: help deps pyvenv build run test test-go test-gpu test-python bench bench-cache fixtures demo-model lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -45,13 +45,28 @@ test-go:
 	@echo "==> test: go test $(GO_TEST_FLAGS) ./..."
 	@CHORUS_KSERVE_PYTHON=$(PY_VENV)/bin/python go test $(GO_TEST_FLAGS) ./...
 
+test-gpu: deps ## on a GPU host: the backend contract suite on cuda:0 (docs/GPU.md)
+	@echo "==> test-gpu: CUDA providers beside the core, then the contract suite on cuda:0"
+	@bash scripts/gpu/fetch_provider.sh
+	@CHORUS_TEST_DEVICE=$${CHORUS_TEST_DEVICE:-cuda:0} go test -count=1 -run 'OnDevice' -v ./backends/onnx
+
 test-python: build
 	@echo "==> test: kserve SDK client against bin/chorus ($(PY_VENV))"
 	@bash scripts/pyclient/run.sh $(PY_VENV)
 
-bench: deps ## benchmarks: gateway overhead vs a direct predictor call (side by side)
-	@echo "==> bench: go test -bench ./e2e"
-	@go test -run '^$$' -bench . -benchtime 2000x ./e2e
+BENCH_VENV := $(CHORUS_CACHE)/venv-bench
+BENCH_MODELS := $(CHORUS_CACHE)/bench-models
+
+bench: build ## BENCHMARKS.md: Chorus vs KServe's Python servers, batching, memory; Go benchmarks
+	@echo "==> bench: venv $(BENCH_VENV) (kserve, torch, transformers; large, once)"
+	@test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	@$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check -r scripts/bench/requirements.txt
+	@echo "==> bench: models in $(BENCH_MODELS) (tiny and full-size random DistilBERT)"
+	@$(BENCH_VENV)/bin/python scripts/bench/make_models.py --tokenizer $(TOKENIZERS_DIR)/bert-base-uncased.json --out $(BENCH_MODELS)
+	@echo "==> bench: cmd/chorus-bench → BENCHMARKS.md"
+	@go run ./cmd/chorus-bench --chorus bin/chorus --python $(BENCH_VENV)/bin/python --models $(BENCH_MODELS) --out BENCHMARKS.md
+	@echo "==> bench: Go benchmarks (gateway overhead, cache)"
+	@go test -run '^$$' -bench . -benchtime 2000x ./e2e ./gateway
 
 bench-cache: deps ## cache-hit vs model path under the same load, with a real Redis
 	@echo "==> bench-cache: go test -bench CacheHitVsModel ./e2e"

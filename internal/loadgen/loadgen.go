@@ -1,0 +1,83 @@
+// Package loadgen sends a fixed number of HTTP requests from a fixed number
+// of concurrent clients and reports throughput and latency percentiles: the
+// one load generator of the benchmarks and load tests.
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Result summarises one run.
+type Result struct {
+	Requests, Errors int
+	Elapsed          time.Duration
+	RPS              float64
+	P50, P99, Max    time.Duration
+	// FirstError is the first failure seen, for the report.
+	FirstError string
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("%d requests, %d errors, %.0f req/s, p50 %v, p99 %v", r.Requests, r.Errors, r.RPS,
+		r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond))
+}
+
+// Run sends n requests, request(i) building the i-th, from clients
+// goroutines sharing one keep-alive client. A request fails on a transport
+// error or a status other than 200.
+func Run(ctx context.Context, n, clients int, request func(i int) (*http.Request, error)) Result {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}, Timeout: time.Minute}
+	defer hc.CloseIdleConnections()
+	lat := make([]time.Duration, n)
+	var next, errs atomic.Int64
+	var first sync.Once
+	res := Result{Requests: n}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				req, err := request(i)
+				if err == nil {
+					t0 := time.Now()
+					var resp *http.Response
+					resp, err = hc.Do(req.WithContext(ctx))
+					if err == nil {
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != http.StatusOK {
+							err = fmt.Errorf("HTTP %d", resp.StatusCode)
+						}
+					}
+					lat[i] = time.Since(t0)
+				}
+				if err != nil {
+					errs.Add(1)
+					first.Do(func() { res.FirstError = err.Error() })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	res.Errors = int(errs.Load())
+	res.RPS = float64(n) / res.Elapsed.Seconds()
+	slices.Sort(lat)
+	res.P50 = lat[n/2]
+	res.P99 = lat[min(n-1, n*99/100)]
+	res.Max = lat[n-1]
+	return res
+}
