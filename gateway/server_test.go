@@ -39,13 +39,13 @@ var testLimits = gateway.Limits{MaxBodyBytes: 64 << 10, MaxInstances: 8, MaxText
 
 // newServer serves four fixture models, one per output mode and one
 // versioned, as configs/local.yaml would.
-func newServer(t *testing.T) *gateway.Server {
+func newServer(t testing.TB) *gateway.Server {
 	t.Helper()
 	return newServerWith(t, gateway.CacheOptions{})
 }
 
 // newServerWith is newServer with a logits cache.
-func newServerWith(t *testing.T, co gateway.CacheOptions) *gateway.Server {
+func newServerWith(t testing.TB, co gateway.CacheOptions) *gateway.Server {
 	t.Helper()
 	specs := []struct {
 		name, dir, version string
@@ -76,7 +76,7 @@ func newServerWith(t *testing.T, co gateway.CacheOptions) *gateway.Server {
 }
 
 // newModel serves predictors as one version (unversioned when version is "").
-func newModel(t *testing.T, name, version string, mode gateway.Mode, ps ...protocol.Predictor) *gateway.Model {
+func newModel(t testing.TB, name, version string, mode gateway.Mode, ps ...protocol.Predictor) *gateway.Model {
 	t.Helper()
 	var rs []*pool.Replica
 	for i, p := range ps {
