@@ -1,11 +1,17 @@
 package gateway_test
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"net/http/httptest"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chorusml/chorus/backends/onnx"
 	"github.com/chorusml/chorus/cache"
 	"github.com/chorusml/chorus/gateway"
 )
@@ -26,4 +32,52 @@ func BenchmarkCacheHitHandler(b *testing.B) {
 			b.Fatal(w.Code)
 		}
 	}
+}
+
+// BenchmarkGatewayOverheadInProcess times the same one-text request as a
+// direct Predict call on the in-process backend and as a V1 HTTP request to
+// the gateway in front of it (loopback, cache off), interleaved, and
+// reports medians and p99s.
+func BenchmarkGatewayOverheadInProcess(b *testing.B) {
+	p, err := rt.Open(filepath.Join(models, "sst2-tiny-a"), onnx.Options{IntraOpThreads: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg, err := gateway.NewRegistry([]*gateway.Model{newModel(b, "m", "", gateway.ModeLabel, p)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer reg.Close()
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})), Limits: testLimits})
+	srv.SetRegistry(reg)
+	srv.SetReady(true)
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	hc := hs.Client()
+	text := "Hello, my dog is cute"
+	var direct, via []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := p.Predict(context.Background(), []string{text}); err != nil {
+			b.Fatal(err)
+		}
+		direct = append(direct, time.Since(t0))
+		t0 = time.Now()
+		resp, err := hc.Post(hs.URL+"/v1/models/m:predict", "application/json", strings.NewReader(`{"instances": ["`+text+`"]}`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		via = append(via, time.Since(t0))
+	}
+	q := func(d []time.Duration, p float64) float64 {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return float64(s[min(len(s)-1, int(p*float64(len(s))))].Microseconds())
+	}
+	b.ReportMetric(q(direct, 0.5), "direct-p50-µs")
+	b.ReportMetric(q(via, 0.5), "gateway-p50-µs")
+	b.ReportMetric(q(direct, 0.99), "direct-p99-µs")
+	b.ReportMetric(q(via, 0.99), "gateway-p99-µs")
 }
