@@ -11,6 +11,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/chorusml/chorus/protocol"
@@ -30,6 +32,10 @@ type ServerOptions struct {
 	Version string // Chorus's version, for GET /v2
 	// Cache holds logits per text; a nil Store turns caching off.
 	Cache CacheOptions
+	// Metrics, when set, count requests; Gatherer, when set, is served at
+	// /metrics (Prometheus text format).
+	Metrics  *Metrics
+	Gatherer prometheus.Gatherer
 }
 
 // Server serves the V1 and V2 routes over a registry of models.
@@ -64,6 +70,15 @@ func NewServer(o ServerOptions) *Server {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.Use(s.requestIDAndLog, s.recoverJSON)
+	if o.Metrics != nil {
+		e.Use(o.Metrics.middleware(s))
+		if err := o.Metrics.reg.Register(newStateCollector(s)); err != nil {
+			s.log.Error("register state metrics", slog.Any(logKeyError, err))
+		}
+	}
+	if o.Gatherer != nil {
+		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
+	}
 	e.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, protocol.ErrorResponse{Error: fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path)})
 	})

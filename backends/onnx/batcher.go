@@ -53,15 +53,26 @@ type BatchStats struct {
 	Runs, Rows, Rejected, Dropped uint64
 }
 
+// Observer receives what the backend measures, for metrics; the gateway
+// provides one per model. nil Options.Observer: nothing is reported.
+type Observer interface {
+	// ObserveRun reports one graph run: texts, the longest wait in the
+	// queue of any of them (0 without batching), and the run itself.
+	ObserveRun(rows int, queueWait, run time.Duration)
+	// ObserveQueueDepth reports requests waiting, as the batcher sees them.
+	ObserveQueueDepth(n int)
+}
+
 // pending is one request waiting in the queue.
 type pending struct {
-	ctx  context.Context
-	encs []tokenizers.Encoding
-	out  protocol.Logits
-	err  error
-	left atomic.Int32 // rows not yet answered
-	done chan struct{}
-	once sync.Once
+	ctx      context.Context
+	enqueued time.Time
+	encs     []tokenizers.Encoding
+	out      protocol.Logits
+	err      error
+	left     atomic.Int32 // rows not yet answered
+	done     chan struct{}
+	once     sync.Once
 }
 
 func (p *pending) finish(err error) {
@@ -93,7 +104,7 @@ func newBatcher(m *Model, o Batching) *batcher {
 }
 
 func (b *batcher) submit(ctx context.Context, encs []tokenizers.Encoding) (protocol.Logits, error) {
-	p := &pending{ctx: ctx, encs: encs, out: make(protocol.Logits, len(encs)), done: make(chan struct{})}
+	p := &pending{ctx: ctx, enqueued: time.Now(), encs: encs, out: make(protocol.Logits, len(encs)), done: make(chan struct{})}
 	p.left.Store(int32(len(encs)))
 	select {
 	case b.queue <- p:
@@ -146,6 +157,9 @@ func (b *batcher) loop() {
 			}
 		}
 		timer.Stop()
+		if o := b.m.observer; o != nil {
+			o.ObserveQueueDepth(len(b.queue))
+		}
 		b.run(batch)
 	}
 }
@@ -193,11 +207,15 @@ func (b *batcher) run(batch []*pending) {
 
 func (b *batcher) runChunk(rows []row) {
 	encs := make([]tokenizers.Encoding, len(rows))
+	oldest := time.Now()
 	for i, r := range rows {
 		encs[i] = r.enc
+		if r.p.enqueued.Before(oldest) {
+			oldest = r.p.enqueued
+		}
 	}
 	// No single client's context may cancel a run others share.
-	out, err := b.m.runBatch(context.Background(), encs)
+	out, err := b.m.runBatch(context.Background(), encs, time.Since(oldest))
 	b.runs.Add(1)
 	b.rows.Add(uint64(len(rows)))
 	for i, r := range rows {

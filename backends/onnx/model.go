@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/daulet/tokenizers"
 	ort "github.com/yalue/onnxruntime_go"
@@ -41,6 +42,8 @@ type Options struct {
 	Device string
 	// Batching runs concurrent requests together. Default: off.
 	Batching Batching
+	// Observer receives run times and batch sizes (metrics). Default: none.
+	Observer Observer
 }
 
 var graphLevels = map[string]ort.GraphOptimizationLevel{
@@ -117,6 +120,7 @@ type Model struct {
 	padID      int64
 	meta       protocol.ModelMetadata
 	batcher    *batcher // nil: every request runs as its own batch
+	observer   Observer
 
 	// mu guards closed: Predict holds it shared so Close waits for
 	// in-flight runs instead of freeing a session under them.
@@ -202,7 +206,7 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 		tok.Close()
 		return nil, err
 	}
-	m.session, m.tok = sess, tok
+	m.session, m.tok, m.observer = sess, tok, opts.Observer
 	if opts.Batching.Enabled() {
 		m.batcher = newBatcher(m, opts.Batching)
 	}
@@ -291,7 +295,7 @@ func (m *Model) Predict(ctx context.Context, texts []string) (protocol.Logits, e
 	if m.batcher != nil {
 		return m.batcher.submit(ctx, encs)
 	}
-	return m.runBatch(ctx, encs)
+	return m.runBatch(ctx, encs, 0)
 }
 
 // encodeAll tokenizes texts (in the caller's goroutine, so concurrent
@@ -308,8 +312,13 @@ func (m *Model) encodeAll(texts []string) ([]tokenizers.Encoding, error) {
 	return encs, nil
 }
 
-// runBatch runs encoded texts as one batch padded to the longest.
-func (m *Model) runBatch(ctx context.Context, encs []tokenizers.Encoding) (protocol.Logits, error) {
+// runBatch runs encoded texts as one batch padded to the longest; waited is
+// how long its oldest text queued, for the observer.
+func (m *Model) runBatch(ctx context.Context, encs []tokenizers.Encoding, waited time.Duration) (protocol.Logits, error) {
+	start := time.Now()
+	if m.observer != nil {
+		defer func() { m.observer.ObserveRun(len(encs), waited, time.Since(start)) }()
+	}
 	seqLen := 0
 	for _, e := range encs {
 		seqLen = max(seqLen, len(e.IDs))

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/chorusml/chorus/backends/kserve"
@@ -47,8 +49,17 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	}
 	// The cache closes last: it flushes the fills of drained requests.
 	defer closeStore()
+	// A registry of our own: nothing registers on the process-wide default.
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := gateway.NewMetrics(promReg, chorusVersion())
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	srv := gateway.NewServer(gateway.ServerOptions{
-		Log: log,
+		Metrics:  metrics,
+		Gatherer: promReg,
+		Log:      log,
 		Limits: gateway.Limits{
 			MaxBodyBytes: cfg.Server.Limits.MaxBodyBytes,
 			MaxInstances: cfg.Server.Limits.MaxInstances,
@@ -82,7 +93,7 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	defer rt.Close()
 
 	hub := storage.HubFromEnv(os.Getenv)
-	reg, err := loadModels(ctx, rt, hub, cfg, f.allowCalibrationMismatch, log)
+	reg, err := loadModels(ctx, rt, hub, cfg, f.allowCalibrationMismatch, metrics, log)
 	if err != nil {
 		_ = httpSrv.Close()
 		return err
@@ -116,8 +127,8 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 // loadModels builds every model: each replica's backend, a pool per
 // version, label checks. On any failure it closes what it opened, so start-up
 // is all or nothing.
-func loadModels(ctx context.Context, rt *onnx.Runtime, hub *storage.Hub, cfg *config.Config, allowMismatch bool, log *slog.Logger) (*gateway.Registry, error) {
-	b := &builder{rt: rt, hub: hub, clients: map[config.TLS]*http.Client{}}
+func loadModels(ctx context.Context, rt *onnx.Runtime, hub *storage.Hub, cfg *config.Config, allowMismatch bool, metrics *gateway.Metrics, log *slog.Logger) (*gateway.Registry, error) {
+	b := &builder{rt: rt, hub: hub, clients: map[config.TLS]*http.Client{}, metrics: metrics}
 	var models []*gateway.Model
 	byName := map[string]*gateway.Model{}
 	fail := func(err error) (*gateway.Registry, error) {
@@ -225,6 +236,7 @@ type builder struct {
 	rt      *onnx.Runtime
 	hub     *storage.Hub
 	clients map[config.TLS]*http.Client
+	metrics *gateway.Metrics     // nil: no run metrics
 	open    []protocol.Predictor // opened, not yet owned by a model
 }
 
@@ -290,11 +302,21 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 	m, err := b.rt.Open(dir, onnx.Options{MaxLength: rc.MaxLength, IntraOpThreads: rc.IntraOpThreads,
 		InterOpThreads: rc.InterOpThreads, GraphOptimization: rc.GraphOptimization, MemoryArena: rc.MemoryArena,
 		Device: rc.Device, Batching: onnx.Batching{MaxBatchSize: rc.Batching.MaxBatchSize, MaxBatchTokens: rc.Batching.MaxBatchTokens,
-			MaxQueueDelay: time.Duration(rc.Batching.MaxQueueDelay), QueueSize: rc.Batching.QueueSize}})
+			MaxQueueDelay: time.Duration(rc.Batching.MaxQueueDelay), QueueSize: rc.Batching.QueueSize},
+		Observer: b.observer(mc.Name)})
 	if err != nil {
 		return nil, "", err
 	}
 	return m, "onnx:" + rc.Location.String(), nil
+}
+
+// observer is the model's run metrics, or none (a nil *ModelObserver would
+// be a non-nil interface).
+func (b *builder) observer(model string) onnx.Observer {
+	if b.metrics == nil {
+		return nil
+	}
+	return b.metrics.ModelObserver(model)
 }
 
 func (b *builder) client(t config.TLS) (*http.Client, error) {
