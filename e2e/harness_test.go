@@ -33,6 +33,8 @@ func (p *process) stop(sig syscall.Signal, timeout time.Duration) int { return p
 
 func (p *process) output() string { return p.Output() }
 
+func (p *process) Wait(timeout time.Duration) int { return p.Process.Wait(timeout) }
+
 func runCmd(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	return proctest.Run(t, nil, proctest.Chorus(t), args...)

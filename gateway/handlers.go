@@ -33,6 +33,10 @@ func (s *Server) modelReady(c *gin.Context) {
 	if c.Param("version") == "" {
 		v = nil // any version will do
 	}
+	if !s.ready.Load() {
+		s.abort(c, fmt.Errorf("%w: %q: the server is shutting down", protocol.ErrNotReady, m.Name))
+		return
+	}
 	if !m.Ready(v) {
 		s.abort(c, fmt.Errorf("%w: %q: no replica is healthy", protocol.ErrNotReady, m.Name))
 		return

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/chorusml/chorus/ensemble"
@@ -253,10 +254,36 @@ func (m *Model) Close() error {
 }
 
 // Registry maps names to models. It is immutable once built, so a reload can
-// swap a whole new one in atomically.
+// swap a whole new one in atomically; requests hold the registry they
+// started on (acquire/release) so it is closed only after they finish.
 type Registry struct {
 	byName map[string]*Model
 	names  []string
+	// gate is held shared by every request using the registry, and
+	// exclusively by Retire while it marks the registry retired.
+	gate    sync.RWMutex
+	retired bool
+}
+
+// acquire pins the registry for one request; false once it is retired.
+func (r *Registry) acquire() bool {
+	r.gate.RLock()
+	if r.retired {
+		r.gate.RUnlock()
+		return false
+	}
+	return true
+}
+
+func (r *Registry) release() { r.gate.RUnlock() }
+
+// Retire waits for the requests still using the registry, then closes it.
+// Requests that arrive meanwhile find it retired and use the new one.
+func (r *Registry) Retire() error {
+	r.gate.Lock()
+	r.retired = true
+	r.gate.Unlock()
+	return r.Close()
 }
 
 // NewRegistry indexes models by name.

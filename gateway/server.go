@@ -69,7 +69,7 @@ func NewServer(o ServerOptions) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	e.Use(s.requestIDAndLog, s.recoverJSON)
+	e.Use(s.requestIDAndLog, s.recoverJSON, s.pinRegistry)
 	if o.Metrics != nil {
 		e.Use(o.Metrics.middleware(s))
 		if err := o.Metrics.reg.Register(newStateCollector(s)); err != nil {
@@ -117,11 +117,32 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 // Ready reports readiness: models loaded and not shutting down.
 func (s *Server) Ready() bool { return s.ready.Load() && s.models.Load() != nil }
 
+const registryKey = "chorus.registry"
+
+// pinRegistry holds the registry being served for the whole request, so that
+// a reload swapping in a new one closes the old only after this request.
+func (s *Server) pinRegistry(c *gin.Context) {
+	for {
+		r := s.models.Load()
+		if r == nil {
+			break
+		}
+		if r.acquire() {
+			defer r.release()
+			c.Set(registryKey, r)
+			break
+		}
+		// Retired between Load and acquire: a new registry is in place.
+	}
+	c.Next()
+}
+
 // model resolves the model a request names and the version to serve it
 // (the one in the path; else by traffic split or the default), or says why
-// it cannot.
+// it cannot. While the server drains, models still answer: readiness tells
+// load balancers to stop sending, and what was accepted is served.
 func (s *Server) model(c *gin.Context) (*Model, *Version, error) {
-	r := s.models.Load()
+	r, _ := c.Value(registryKey).(*Registry)
 	if r == nil {
 		return nil, nil, fmt.Errorf("%w: models are still loading", protocol.ErrNotReady)
 	}
@@ -132,9 +153,6 @@ func (s *Server) model(c *gin.Context) (*Model, *Version, error) {
 	v, err := m.Route(c.Param("version"))
 	if err != nil {
 		return nil, nil, err
-	}
-	if !s.ready.Load() {
-		return nil, nil, fmt.Errorf("%w: %q: the server is shutting down", protocol.ErrNotReady, m.Name)
 	}
 	return m, v, nil
 }

@@ -290,19 +290,23 @@ func TestNoInputYields5xx(t *testing.T) {
 	}
 }
 
+// Draining: readiness answers 503 so that load balancers stop sending, but
+// requests that still arrive are served, not dropped.
 func TestNotReady(t *testing.T) {
 	srv := newServer(t)
 	srv.SetReady(false)
 	for _, c := range []struct{ method, path, body string }{
-		{"POST", "/v1/models/distilbert:predict", seedV1},
-		{"POST", "/v2/models/distilbert/infer", seedV2},
 		{"GET", "/v2/health/ready", ""},
 		{"GET", "/v2/models/distilbert/ready", ""},
+		{"GET", "/v1/models/distilbert", ""},
 	} {
 		w := do(srv, c.method, c.path, c.body)
 		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 			t.Errorf("%s %s: %d (Retry-After %q), want 503 with Retry-After", c.method, c.path, w.Code, w.Header().Get("Retry-After"))
 		}
+	}
+	if w := do(srv, "POST", "/v1/models/distilbert:predict", seedV1); w.Code != http.StatusOK {
+		t.Errorf("predict while draining: %d, want 200 (accepted requests are served)", w.Code)
 	}
 	if w := do(srv, "GET", "/v2/health/live", ""); w.Code != http.StatusOK {
 		t.Errorf("liveness %d while not ready, want 200", w.Code)

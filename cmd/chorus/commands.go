@@ -45,10 +45,12 @@ type serveFlags struct {
 
 	allowCalibrationMismatch bool
 	httpPortSet              bool // --http_port was given (0 then means any free port)
+	watch                    bool
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.config, "config", "", "YAML model registry to serve (see configs/)")
+	fs.StringVar(&f.config, "config", "", "YAML model registry to serve (see configs/); SIGHUP reloads it")
+	fs.BoolVar(&f.watch, "watch", false, "reload the registry when its file changes")
 	fs.IntVar(&f.httpPort, "http_port", 0, "HTTP port; 0 picks a free one (default: the registry's server.http_port, else 8080)")
 	fs.StringVar(&f.ortLib, "ort-lib", onnx.DefaultLibraryPath(), "ONNX Runtime shared library (env CHORUS_ORT_LIB)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")

@@ -12,9 +12,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
 	"strconv"
+	"sync"
+	"syscall"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -93,25 +99,43 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	defer rt.Close()
 
 	hub := storage.HubFromEnv(os.Getenv)
-	reg, err := loadModels(ctx, rt, hub, cfg, f.allowCalibrationMismatch, metrics, log)
+	build := func(c *config.Config) (*gateway.Registry, error) {
+		return loadModels(ctx, rt, hub, c, f.allowCalibrationMismatch, metrics, log)
+	}
+	reg, err := build(cfg)
 	if err != nil {
 		_ = httpSrv.Close()
 		return err
 	}
 	// Models after the HTTP server has drained: in-flight requests use them.
-	defer reg.Close()
+	defer func() {
+		if r := srv.SetRegistry(nil); r != nil {
+			_ = r.Retire()
+		}
+	}()
 	reg.Start(ctx)
 	srv.SetRegistry(reg)
 	srv.SetReady(true)
 	log.Info("ready", slog.Int("models", len(reg.Names())))
 
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+	reloads, stopWatch, err := reloadTriggers(ctx, f, log)
+	if err != nil {
+		return err
+	}
+	defer stopWatch()
+	for done := false; !done; {
+		select {
+		case err := <-serveErr:
+			return fmt.Errorf("http server: %w", err)
+		case reason := <-reloads:
+			reload(ctx, f.config, cfg, srv, build, reason, log)
+		case <-ctx.Done():
+			done = true
+		}
 	}
 	// A second signal now kills the process the default way.
 	stopSignals()
+	start := time.Now()
 	log.Info("shutting down", slog.Duration("grace", time.Duration(cfg.Server.ShutdownGrace)))
 	// Not ready first, so load balancers stop sending before we stop accepting.
 	srv.SetReady(false)
@@ -120,8 +144,106 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	if err := httpSrv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
-	log.Info("stopped")
+	log.Info("stopped", slog.Duration("drain", time.Since(start)))
 	return nil
+}
+
+// reloadTriggers yields a reason each time the registry should be reloaded:
+// on SIGHUP, and with --watch when the registry file changes. Reloading
+// needs a registry file (not the single-model flags).
+func reloadTriggers(ctx context.Context, f *serveFlags, log *slog.Logger) (<-chan string, func(), error) {
+	out := make(chan string, 1)
+	send := func(reason string) {
+		select {
+		case out <- reason:
+		default: // a reload is already pending
+		}
+	}
+	if f.config == "" {
+		return out, func() {}, nil
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	stop := func() {
+		signal.Stop(hup)
+		cancel()
+		wg.Wait()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-hup:
+				send("SIGHUP")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if !f.watch {
+		return out, stop, nil
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("--watch: %w", err)
+	}
+	// Watch the folder: editors replace files rather than write them in place.
+	abs, _ := filepath.Abs(f.config)
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		w.Close()
+		stop()
+		return nil, nil, fmt.Errorf("--watch: %w", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer w.Close()
+		var debounce <-chan time.Time
+		for {
+			select {
+			case ev := <-w.Events:
+				if filepath.Clean(ev.Name) == abs && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+					debounce = time.After(200 * time.Millisecond) // one reload per burst of writes
+				}
+			case err := <-w.Errors:
+				log.Warn("watch", slog.Any("error", err))
+			case <-debounce:
+				send("file changed")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, stop, nil
+}
+
+// reload builds the new registry's models and pools, swaps them in
+// atomically, and closes the old registry once its requests have finished.
+// A file that does not load keeps the registry in service as it is.
+func reload(ctx context.Context, path string, current *config.Config, srv *gateway.Server, build func(*config.Config) (*gateway.Registry, error), reason string, log *slog.Logger) {
+	start := time.Now()
+	cfg, err := config.Load(path)
+	if err == nil && !reflect.DeepEqual(cfg.Server, current.Server) {
+		log.Warn("reload: server settings (port, limits, timeouts) take effect on restart only")
+	}
+	var reg *gateway.Registry
+	if err == nil {
+		reg, err = build(cfg)
+	}
+	if err != nil {
+		log.Error("reload failed; keeping the registry in service", slog.String("reason", reason), slog.Any("error", err))
+		return
+	}
+	reg.Start(ctx)
+	old := srv.SetRegistry(reg)
+	if old != nil {
+		_ = old.Retire()
+	}
+	log.Info("reloaded", slog.String("reason", reason), slog.Int("models", len(reg.Names())), slog.Duration("took", time.Since(start)))
 }
 
 // loadModels builds every model: each replica's backend, a pool per
