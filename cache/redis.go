@@ -9,8 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RedisOptions configure the Redis store. Zero fields take the defaults.
@@ -34,6 +36,8 @@ type RedisOptions struct {
 	// BreakerTimeout is how long Redis is skipped after it failed
 	// repeatedly before one probe is let through (default 1s).
 	BreakerTimeout time.Duration
+	// TracerProvider traces Redis commands (db.* attributes). Default: none.
+	TracerProvider trace.TracerProvider
 }
 
 // Redis is the shared logits store. It fails open: Redis down, slow or
@@ -81,8 +85,14 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if len(uo.Addrs) == 0 {
 		return nil, errors.New("cache: a Redis URL or addresses are required")
 	}
+	client := redis.NewUniversalClient(uo)
+	if o.TracerProvider != nil {
+		if err := redisotel.InstrumentTracing(client, redisotel.WithTracerProvider(o.TracerProvider)); err != nil {
+			return nil, fmt.Errorf("trace Redis: %w", err)
+		}
+	}
 	r := &Redis{
-		client:  redis.NewUniversalClient(uo),
+		client:  client,
 		opts:    o,
 		writes:  make(chan writeBatch, o.WriteQueue),
 		closing: make(chan struct{}),

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,15 +87,25 @@ type prediction struct {
 // predictModel answers for any model: an ensemble fans out to its members
 // (each through its own pool and cache, so changing an ensemble's weights
 // or temperature needs no flush), anything else goes through predict.
-func (s *Server) predictModel(ctx context.Context, m *Model, v *Version, texts []string, useCache bool) (prediction, error) {
+func (s *Server) predictModel(ctx context.Context, m *Model, v *Version, texts []string, useCache bool) (p prediction, err error) {
+	ctx, span := s.tracer.Start(ctx, "chorus.predict", trace.WithAttributes(
+		attribute.String("chorus.model", m.Name), attribute.String("chorus.version", v.Name), attribute.Int("chorus.texts", len(texts))))
+	defer func() {
+		if p.cache.used {
+			span.SetAttributes(attribute.String("chorus.cache", p.cache.header()), attribute.Int("chorus.cache_hits", p.cache.hits))
+		}
+		endSpan(span, err)
+	}()
 	if m.ens == nil {
 		l, cr, err := s.predict(ctx, m, v, texts, useCache)
 		return prediction{logits: l, cache: cr}, err
 	}
 	var mu sync.Mutex
 	total := cacheResult{}
-	res, err := m.ens.Predict(ctx, texts, func(ctx context.Context, i int, texts []string) (protocol.Logits, error) {
+	res, err := m.ens.Predict(ctx, texts, func(ctx context.Context, i int, texts []string) (l protocol.Logits, err error) {
 		mem := m.members[i]
+		ctx, span := s.tracer.Start(ctx, "chorus.ensemble.member", trace.WithAttributes(attribute.String("chorus.model", mem.Name)))
+		defer func() { endSpan(span, err) }()
 		mv, err := mem.Route("")
 		if err != nil {
 			return nil, err
@@ -109,7 +121,7 @@ func (s *Server) predictModel(ctx context.Context, m *Model, v *Version, texts [
 	if err != nil {
 		return prediction{}, fmt.Errorf("ensemble %s: %w", m.Name, err)
 	}
-	p := prediction{logits: res.Logits, cache: total, failed: res.Failed}
+	p = prediction{logits: res.Logits, cache: total, failed: res.Failed}
 	for _, u := range res.Used {
 		p.members = append(p.members, memberResult{Name: u.Name, Weight: u.Weight, Logits: u.Logits})
 	}
@@ -144,7 +156,9 @@ func (s *Server) predict(ctx context.Context, m *Model, v *Version, texts []stri
 		}
 	}
 	found := make([][]float32, len(keys))
-	vals, err := store.Get(ctx, keys)
+	lctx, span := s.tracer.Start(ctx, "chorus.cache.lookup", trace.WithAttributes(attribute.Int("chorus.cache.keys", len(keys))))
+	vals, err := store.Get(lctx, keys)
+	endSpan(span, err)
 	if err != nil {
 		s.cacheStats.errors.Add(1)
 		vals = nil
@@ -209,14 +223,16 @@ func firstIndex(keys []string, key string) int {
 
 // fill computes the missing texts once for every concurrent request that
 // misses the same set, and writes them to the store.
-func (s *Server) fill(ctx context.Context, m *Model, v *Version, texts, keys []string, fp string) (protocol.Logits, error) {
+func (s *Server) fill(ctx context.Context, m *Model, v *Version, texts, keys []string, fp string) (l protocol.Logits, err error) {
+	ctx, span := s.tracer.Start(ctx, "chorus.cache.fill", trace.WithAttributes(attribute.Int("chorus.cache.misses", len(keys))))
+	defer func() { endSpan(span, err) }()
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s", m.Name, v.Name, strings.Join(keys, "\x00"))
 	flightKey := hex.EncodeToString(h.Sum(nil))
 	ch := s.flights.DoChan(flightKey, func() (any, error) {
 		// The call outlives any one caller: others may be waiting on it.
-		// The pool's own budget bounds it.
-		logits, err := m.Predict(protocol.WithRequestID(context.WithoutCancel(ctx), protocol.RequestID(ctx)), v, texts)
+		// The pool's own budget bounds it. It keeps the leader's trace.
+		logits, err := m.Predict(context.WithoutCancel(ctx), v, texts)
 		if err != nil {
 			return nil, err
 		}

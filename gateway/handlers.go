@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"maps"
 	"net/http"
 	"slices"
@@ -56,15 +58,16 @@ func (s *Server) v1Predict(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
+	_, span := s.tracer.Start(c.Request.Context(), "chorus.decode")
 	body, err := s.readBody(c)
-	if err != nil {
-		s.abort(c, err)
-		return
+	var req protocol.V1Request
+	if err == nil {
+		req, err = protocol.DecodeV1(body)
 	}
-	req, err := protocol.DecodeV1(body)
 	if err == nil {
 		err = s.checkTexts(req.Instances)
 	}
+	endSpan(span, err)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -128,15 +131,16 @@ func (s *Server) v2Infer(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
+	_, span := s.tracer.Start(c.Request.Context(), "chorus.decode")
 	body, err := s.readBody(c)
-	if err != nil {
-		s.abort(c, err)
-		return
+	var req protocol.V2Request
+	if err == nil {
+		req, err = protocol.DecodeV2(body, v2OutputNames)
 	}
-	req, err := protocol.DecodeV2(body, v2OutputNames)
 	if err == nil {
 		err = s.checkTexts(req.Texts)
 	}
+	endSpan(span, err)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -207,4 +211,13 @@ func ensembleParameters(p prediction) map[string]any {
 		out["members_failed"] = p.failed
 	}
 	return out
+}
+
+// endSpan records err on span (if any) and ends it.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }

@@ -13,6 +13,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/chorusml/chorus/protocol"
@@ -36,6 +40,10 @@ type ServerOptions struct {
 	// /metrics (Prometheus text format).
 	Metrics  *Metrics
 	Gatherer prometheus.Gatherer
+	// Tracer and Propagator trace requests (nil: no tracing). Incoming
+	// trace context is continued, outgoing calls carry it on.
+	Tracer     trace.TracerProvider
+	Propagator propagation.TextMapPropagator
 }
 
 // Server serves the V1 and V2 routes over a registry of models.
@@ -44,6 +52,7 @@ type Server struct {
 	limits    Limits
 	version   string
 	cacheOpts CacheOptions
+	tracer    trace.Tracer
 	// cacheStats count hits, misses and store errors.
 	cacheStats cacheCounters
 	// flights collapses concurrent identical backend calls.
@@ -65,11 +74,20 @@ func NewServer(o ServerOptions) *Server {
 	if o.Cache.TTL == 0 {
 		o.Cache.TTL = 24 * time.Hour
 	}
-	s := &Server{log: o.Log, limits: o.Limits, version: o.Version, cacheOpts: o.Cache}
+	if o.Tracer == nil {
+		o.Tracer = noop.NewTracerProvider()
+	}
+	if o.Propagator == nil {
+		o.Propagator = propagation.TraceContext{}
+	}
+	s := &Server{log: o.Log, limits: o.Limits, version: o.Version, cacheOpts: o.Cache,
+		tracer: o.Tracer.Tracer("github.com/chorusml/chorus/gateway")}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	e.Use(s.requestIDAndLog, s.recoverJSON, s.pinRegistry)
+	// Tracing first, so that the access line carries the trace id.
+	e.Use(otelgin.Middleware("chorus", otelgin.WithTracerProvider(o.Tracer), otelgin.WithPropagators(o.Propagator)),
+		s.requestIDAndLog, s.recoverJSON, s.pinRegistry)
 	if o.Metrics != nil {
 		e.Use(o.Metrics.middleware(s))
 		if err := o.Metrics.reg.Register(newStateCollector(s)); err != nil {
@@ -192,12 +210,15 @@ func (s *Server) requestIDAndLog(c *gin.Context) {
 	c.Header("X-Request-Id", id)
 	start := time.Now()
 	c.Next()
-	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
-		slog.String(logKeyRequestID, id),
+	attrs := []slog.Attr{slog.String(logKeyRequestID, id)}
+	if sc := trace.SpanContextFromContext(c.Request.Context()); sc.HasTraceID() {
+		attrs = append(attrs, slog.String(logKeyTraceID, sc.TraceID().String()))
+	}
+	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", append(attrs,
 		slog.String(logKeyMethod, c.Request.Method),
 		slog.String(logKeyPath, c.Request.URL.Path),
 		slog.Int(logKeyStatus, c.Writer.Status()),
-		slog.Duration(logKeyDuration, time.Since(start)))
+		slog.Duration(logKeyDuration, time.Since(start)))...)
 }
 
 func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/daulet/tokenizers"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chorusml/chorus/protocol"
 )
@@ -104,6 +106,8 @@ func newBatcher(m *Model, o Batching) *batcher {
 }
 
 func (b *batcher) submit(ctx context.Context, encs []tokenizers.Encoding) (protocol.Logits, error) {
+	ctx, span := b.m.tracer.Start(ctx, "chorus.batch.wait", trace.WithAttributes(attribute.Int("chorus.texts", len(encs))))
+	defer span.End()
 	p := &pending{ctx: ctx, enqueued: time.Now(), encs: encs, out: make(protocol.Logits, len(encs)), done: make(chan struct{})}
 	p.left.Store(int32(len(encs)))
 	select {
@@ -208,14 +212,18 @@ func (b *batcher) run(batch []*pending) {
 func (b *batcher) runChunk(rows []row) {
 	encs := make([]tokenizers.Encoding, len(rows))
 	oldest := time.Now()
+	var links []trace.Link
 	for i, r := range rows {
 		encs[i] = r.enc
 		if r.p.enqueued.Before(oldest) {
 			oldest = r.p.enqueued
 		}
+		if i == 0 || r.p != rows[i-1].p {
+			links = append(links, trace.LinkFromContext(r.p.ctx)) // the run serves these requests
+		}
 	}
 	// No single client's context may cancel a run others share.
-	out, err := b.m.runBatch(context.Background(), encs, time.Since(oldest))
+	out, err := b.m.runBatch(context.Background(), encs, time.Since(oldest), links...)
 	b.runs.Add(1)
 	b.rows.Add(uint64(len(rows)))
 	for i, r := range rows {

@@ -15,6 +15,9 @@ import (
 
 	"github.com/daulet/tokenizers"
 	ort "github.com/yalue/onnxruntime_go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/chorusml/chorus/protocol"
 )
@@ -44,6 +47,8 @@ type Options struct {
 	Batching Batching
 	// Observer receives run times and batch sizes (metrics). Default: none.
 	Observer Observer
+	// Tracer makes spans for tokenisation, batch waits and runs. Default: none.
+	Tracer trace.Tracer
 }
 
 var graphLevels = map[string]ort.GraphOptimizationLevel{
@@ -121,6 +126,7 @@ type Model struct {
 	meta       protocol.ModelMetadata
 	batcher    *batcher // nil: every request runs as its own batch
 	observer   Observer
+	tracer     trace.Tracer
 
 	// mu guards closed: Predict holds it shared so Close waits for
 	// in-flight runs instead of freeing a session under them.
@@ -206,7 +212,10 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 		tok.Close()
 		return nil, err
 	}
-	m.session, m.tok, m.observer = sess, tok, opts.Observer
+	m.session, m.tok, m.observer, m.tracer = sess, tok, opts.Observer, opts.Tracer
+	if m.tracer == nil {
+		m.tracer = noop.NewTracerProvider().Tracer("")
+	}
 	if opts.Batching.Enabled() {
 		m.batcher = newBatcher(m, opts.Batching)
 	}
@@ -285,7 +294,9 @@ func (m *Model) Predict(ctx context.Context, texts []string) (protocol.Logits, e
 	if m.closed {
 		return nil, fmt.Errorf("predict: model closed: %w", protocol.ErrUnavailable)
 	}
+	_, span := m.tracer.Start(ctx, "chorus.tokenize", trace.WithAttributes(attribute.Int("chorus.texts", len(texts))))
 	encs, err := m.encodeAll(texts)
+	span.End()
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +325,9 @@ func (m *Model) encodeAll(texts []string) ([]tokenizers.Encoding, error) {
 
 // runBatch runs encoded texts as one batch padded to the longest; waited is
 // how long its oldest text queued, for the observer.
-func (m *Model) runBatch(ctx context.Context, encs []tokenizers.Encoding, waited time.Duration) (protocol.Logits, error) {
+func (m *Model) runBatch(ctx context.Context, encs []tokenizers.Encoding, waited time.Duration, links ...trace.Link) (protocol.Logits, error) {
+	_, span := m.tracer.Start(ctx, "chorus.onnx.run", trace.WithLinks(links...), trace.WithAttributes(attribute.Int("chorus.batch_size", len(encs))))
+	defer span.End()
 	start := time.Now()
 	if m.observer != nil {
 		defer func() { m.observer.ObserveRun(len(encs), waited, time.Since(start)) }()

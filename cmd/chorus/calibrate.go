@@ -326,7 +326,7 @@ func newLocalScorer(ctx context.Context, f *calibrateFlags, logw io.Writer) (*lo
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// Every temperature is ignored here: calibration fits on raw logits.
-	reg, err := loadModels(ctx, rt, storage.HubFromEnv(os.Getenv), cfg, true, nil, log)
+	reg, err := loadModels(ctx, rt, storage.HubFromEnv(os.Getenv), cfg, true, nil, nil, log)
 	if err != nil {
 		rt.Close()
 		return nil, err

@@ -24,6 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/chorusml/chorus/backends/kserve"
 	"github.com/chorusml/chorus/backends/onnx"
@@ -33,6 +36,7 @@ import (
 	"github.com/chorusml/chorus/gateway"
 	"github.com/chorusml/chorus/gateway/config"
 	"github.com/chorusml/chorus/gateway/pool"
+	"github.com/chorusml/chorus/internal/telemetry"
 	"github.com/chorusml/chorus/protocol"
 	"github.com/chorusml/chorus/storage"
 )
@@ -49,12 +53,25 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 		return usageError{err}
 	}
 
-	store, closeStore, err := openCache(cfg.Cache, log)
+	tracing, err := telemetry.FromEnv(ctx, os.Getenv, "chorus", chorusVersion())
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := openCache(cfg.Cache, tracing, log)
 	if err != nil {
 		return err
 	}
 	// The cache closes last: it flushes the fills of drained requests.
 	defer closeStore()
+	// Then spans are flushed: the drained requests' spans have ended.
+	defer func() {
+		if err := tracing.Shutdown(5 * time.Second); err != nil {
+			log.Warn("flush traces", slog.Any("error", err))
+		}
+	}()
+	if tracing.Enabled() {
+		log.Info("tracing: exporting spans over OTLP (OTEL_* environment)")
+	}
 	// A registry of our own: nothing registers on the process-wide default.
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -63,9 +80,11 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 		return fmt.Errorf("metrics: %w", err)
 	}
 	srv := gateway.NewServer(gateway.ServerOptions{
-		Metrics:  metrics,
-		Gatherer: promReg,
-		Log:      log,
+		Tracer:     tracing.Provider,
+		Propagator: telemetry.Propagator,
+		Metrics:    metrics,
+		Gatherer:   promReg,
+		Log:        log,
 		Limits: gateway.Limits{
 			MaxBodyBytes: cfg.Server.Limits.MaxBodyBytes,
 			MaxInstances: cfg.Server.Limits.MaxInstances,
@@ -100,7 +119,7 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 
 	hub := storage.HubFromEnv(os.Getenv)
 	build := func(c *config.Config) (*gateway.Registry, error) {
-		return loadModels(ctx, rt, hub, c, f.allowCalibrationMismatch, metrics, log)
+		return loadModels(ctx, rt, hub, c, f.allowCalibrationMismatch, metrics, tracing, log)
 	}
 	reg, err := build(cfg)
 	if err != nil {
@@ -249,8 +268,11 @@ func reload(ctx context.Context, path string, current *config.Config, srv *gatew
 // loadModels builds every model: each replica's backend, a pool per
 // version, label checks. On any failure it closes what it opened, so start-up
 // is all or nothing.
-func loadModels(ctx context.Context, rt *onnx.Runtime, hub *storage.Hub, cfg *config.Config, allowMismatch bool, metrics *gateway.Metrics, log *slog.Logger) (*gateway.Registry, error) {
-	b := &builder{rt: rt, hub: hub, clients: map[config.TLS]*http.Client{}, metrics: metrics}
+func loadModels(ctx context.Context, rt *onnx.Runtime, hub *storage.Hub, cfg *config.Config, allowMismatch bool, metrics *gateway.Metrics, tracing *telemetry.Tracing, log *slog.Logger) (*gateway.Registry, error) {
+	if tracing == nil {
+		tracing = &telemetry.Tracing{Provider: noop.NewTracerProvider()}
+	}
+	b := &builder{rt: rt, hub: hub, clients: map[config.TLS]*http.Client{}, metrics: metrics, tracing: tracing}
 	var models []*gateway.Model
 	byName := map[string]*gateway.Model{}
 	fail := func(err error) (*gateway.Registry, error) {
@@ -358,8 +380,13 @@ type builder struct {
 	rt      *onnx.Runtime
 	hub     *storage.Hub
 	clients map[config.TLS]*http.Client
-	metrics *gateway.Metrics     // nil: no run metrics
+	metrics *gateway.Metrics // nil: no run metrics
+	tracing *telemetry.Tracing
 	open    []protocol.Predictor // opened, not yet owned by a model
+}
+
+func (b *builder) tracer() trace.Tracer {
+	return b.tracing.Provider.Tracer("github.com/chorusml/chorus")
 }
 
 func (b *builder) closeOpen() {
@@ -385,6 +412,7 @@ func (b *builder) pool(ctx context.Context, mc config.Model, vc config.Version) 
 	}
 	pc := mc.Pool
 	return pool.New(rs, pool.Options{
+		Tracer:              b.tracer(),
 		Policy:              pc.Policy,
 		Attempts:            pc.Attempts,
 		Budget:              time.Duration(pc.Budget),
@@ -425,7 +453,7 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 		InterOpThreads: rc.InterOpThreads, GraphOptimization: rc.GraphOptimization, MemoryArena: rc.MemoryArena,
 		Device: rc.Device, Batching: onnx.Batching{MaxBatchSize: rc.Batching.MaxBatchSize, MaxBatchTokens: rc.Batching.MaxBatchTokens,
 			MaxQueueDelay: time.Duration(rc.Batching.MaxQueueDelay), QueueSize: rc.Batching.QueueSize},
-		Observer: b.observer(mc.Name)})
+		Observer: b.observer(mc.Name), Tracer: b.tracer()})
 	if err != nil {
 		return nil, "", err
 	}
@@ -467,7 +495,13 @@ func (b *builder) client(t config.TLS) (*http.Client, error) {
 		}
 		tr.TLSClientConfig = tc
 	}
-	c := &http.Client{Transport: tr}
+	var rt http.RoundTripper = tr
+	if b.tracing.Enabled() {
+		// A span per remote attempt, and the trace context on the wire so
+		// that a Chorus predictor behind us continues the same trace.
+		rt = otelhttp.NewTransport(tr, otelhttp.WithTracerProvider(b.tracing.Provider), otelhttp.WithPropagators(telemetry.Propagator))
+	}
+	c := &http.Client{Transport: rt}
 	b.clients[t] = c
 	return c, nil
 }
@@ -475,7 +509,7 @@ func (b *builder) client(t config.TLS) (*http.Client, error) {
 // openCache builds the logits store: Redis when configured, else an
 // in-process LRU; nil when the cache is off. Redis is not required to be up:
 // the cache fails open.
-func openCache(c config.Cache, log *slog.Logger) (gateway.LogitsCache, func(), error) {
+func openCache(c config.Cache, tracing *telemetry.Tracing, log *slog.Logger) (gateway.LogitsCache, func(), error) {
 	if !c.On() {
 		log.Info("cache off")
 		return nil, func() {}, nil
@@ -486,7 +520,8 @@ func openCache(c config.Cache, log *slog.Logger) (gateway.LogitsCache, func(), e
 		return cache.NewLRU(cmp.Or(c.MaxEntries, 100_000), ttl), func() {}, nil
 	}
 	r, err := cache.NewRedis(cache.RedisOptions{URL: c.URL, Addrs: c.Addrs, MasterName: c.MasterName,
-		Password: os.Getenv("CHORUS_REDIS_PASSWORD"), Timeout: time.Duration(c.Timeout), WriteQueue: c.WriteQueue})
+		Password: os.Getenv("CHORUS_REDIS_PASSWORD"), Timeout: time.Duration(c.Timeout), WriteQueue: c.WriteQueue,
+		TracerProvider: tracerOrNil(tracing)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -525,4 +560,13 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 	default:
 		return nil, errors.New("--log-format must be text or json")
 	}
+}
+
+// tracerOrNil is the provider when spans are exported, else nil (no
+// instrumentation at all, rather than a no-op one).
+func tracerOrNil(t *telemetry.Tracing) trace.TracerProvider {
+	if t.Enabled() {
+		return t.Provider
+	}
+	return nil
 }

@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/chorusml/chorus/protocol"
 )
@@ -48,6 +52,8 @@ type Options struct {
 	// Now and Rand are the clock and randomness (tests inject them).
 	Now  func() time.Time
 	Rand func(n int) int
+	// Tracer makes a span per attempt (default: none).
+	Tracer trace.Tracer
 }
 
 // Defaults fills the zero fields of o.
@@ -87,6 +93,9 @@ func (o Options) Defaults() Options {
 	}
 	if o.Rand == nil {
 		o.Rand = rand.IntN
+	}
+	if o.Tracer == nil {
+		o.Tracer = noop.NewTracerProvider().Tracer("")
 	}
 	return o
 }
@@ -229,9 +238,16 @@ func (p *Pool) Predict(ctx context.Context, texts []string) (protocol.Logits, er
 			continue // open or probing: not an attempt, try another
 		}
 		attempt++
+		actx, span := p.opts.Tracer.Start(budget, "chorus.attempt", trace.WithAttributes(
+			attribute.String("chorus.replica", r.Name), attribute.Int("chorus.attempt", attempt)))
 		r.inflight.Add(1)
-		logits, err := r.backend.Predict(budget, texts)
+		logits, err := r.backend.Predict(actx, texts)
 		r.inflight.Add(-1)
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
 		switch {
 		case err == nil:
 			done(nil)
