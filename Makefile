@@ -18,7 +18,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 PY_VENV := $(CHORUS_CACHE)/venv-kserve-client
 FIXTURES_VENV := $(CHORUS_CACHE)/venv-fixtures
 
-.PHONY: help deps pyvenv build run test test-go test-gpu test-python bench bench-cache fixtures demo-model lint
+.PHONY: help deps pyvenv build run stack stack-down test test-go test-gpu test-python bench bench-cache fixtures demo-model lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -34,6 +34,13 @@ build: deps ## build bin/chorus
 run: build ## serve configs/local.yaml on HTTP_PORT (default 8080)
 	@echo "==> run: chorus serve --config $(CONFIG) --http_port $(HTTP_PORT)"
 	@./bin/chorus serve --config $(CONFIG) --http_port $(HTTP_PORT)
+
+stack: build ## the docker-compose topology as processes: Redis, 2 predictors, gateway on HTTP_PORT
+	@echo "==> stack: scripts/stack.sh up"
+	@HTTP_PORT=$(HTTP_PORT) bash scripts/stack.sh up
+
+stack-down: ## stop what make stack started
+	@bash scripts/stack.sh down
 
 test: deps pyvenv test-go test-python ## run every test (Go with -race, e2e, the kserve SDK client)
 

@@ -170,7 +170,7 @@ Hugging Face server.`,
 	}
 	validateCmd.Flags().StringVar(&validatePath, "config", "", "registry file to check")
 
-	root.AddCommand(serveCmd, validateCmd, newPullCommand(), newCalibrateCommand())
+	root.AddCommand(serveCmd, validateCmd, newPullCommand(), newCalibrateCommand(), newProbeCommand())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	return root
 }

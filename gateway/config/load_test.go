@@ -111,6 +111,8 @@ func TestDefaultsAndPaths(t *testing.T) {
 // Every shipped registry in configs/ must load: examples never rot.
 func TestShippedConfigs(t *testing.T) {
 	files, _ := filepath.Glob("../../configs/*.yaml")
+	stack, _ := filepath.Glob("../../configs/*/*.yaml")
+	files = append(files, stack...)
 	if len(files) == 0 {
 		t.Fatal("no configs/*.yaml found")
 	}
