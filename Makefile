@@ -18,7 +18,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 PY_VENV := $(CHORUS_CACHE)/venv-kserve-client
 FIXTURES_VENV := $(CHORUS_CACHE)/venv-fixtures
 
-.PHONY: help deps pyvenv build run stack stack-down test test-go test-gpu test-python bench bench-cache fixtures demo-model lint
+.PHONY: help deps pyvenv build run stack stack-down test test-go test-deploy test-gpu test-python bench bench-cache fixtures demo-model lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -42,7 +42,7 @@ stack: build ## the docker-compose topology as processes: Redis, 2 predictors, g
 stack-down: ## stop what make stack started
 	@bash scripts/stack.sh down
 
-test: deps pyvenv test-go test-python ## run every test (Go with -race, e2e, the kserve SDK client)
+test: deps pyvenv test-go test-deploy test-python ## run every test (Go with -race, e2e, deploy manifests, the kserve SDK client)
 
 pyvenv: ## the Python venv of the kserve SDK tests (cached)
 	@bash scripts/pyclient/venv.sh $(PY_VENV)
@@ -51,6 +51,11 @@ pyvenv: ## the Python venv of the kserve SDK tests (cached)
 test-go:
 	@echo "==> test: go test $(GO_TEST_FLAGS) ./..."
 	@CHORUS_KSERVE_PYTHON=$(PY_VENV)/bin/python go test $(GO_TEST_FLAGS) ./...
+
+# deploy/ is a module of its own (Kubernetes, KServe and compose-spec types).
+test-deploy:
+	@echo "==> test: deploy/ manifests and compose file, strictly decoded"
+	@cd deploy && go test -count=1 ./...
 
 test-gpu: deps ## on a GPU host: the backend contract suite on cuda:0 (docs/GPU.md)
 	@echo "==> test-gpu: CUDA providers beside the core, then the contract suite on cuda:0"
