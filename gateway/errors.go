@@ -25,6 +25,14 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, protocol.ErrModelNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, protocol.ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, protocol.ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, protocol.ErrRateLimited):
+		return http.StatusTooManyRequests
+	case errors.Is(err, protocol.ErrOverloaded):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, protocol.ErrNotReady), errors.Is(err, protocol.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, protocol.ErrBadGateway):
@@ -55,8 +63,11 @@ func (s *Server) abort(c *gin.Context, err error) {
 		s.log.WarnContext(c.Request.Context(), "backend error", slog.String(logKeyRequestID, id), slog.Any(logKeyError, err))
 		msg = fmt.Sprintf("%s: %s (request id %s)", backendSentinel(err), c.Param("name"), id)
 	}
-	if status == http.StatusServiceUnavailable {
+	switch status {
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		c.Header("Retry-After", "1")
+	case http.StatusUnauthorized:
+		c.Header("WWW-Authenticate", `Bearer realm="chorus"`)
 	}
 	c.AbortWithStatusJSON(status, protocol.ErrorResponse{Error: msg})
 }

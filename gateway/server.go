@@ -22,11 +22,13 @@ import (
 	"github.com/chorusml/chorus/protocol"
 )
 
-// Limits bound one request.
+// Limits bound one request, and the server.
 type Limits struct {
 	MaxBodyBytes int64
 	MaxInstances int
 	MaxTextChars int
+	// MaxInFlight bounds inference requests served at once (0: no bound).
+	MaxInFlight int
 }
 
 // ServerOptions are a Server's dependencies.
@@ -44,6 +46,9 @@ type ServerOptions struct {
 	// trace context is continued, outgoing calls carry it on.
 	Tracer     trace.TracerProvider
 	Propagator propagation.TextMapPropagator
+	// Auth, when set, requires an API key on the model routes (health and
+	// metrics stay open for probes and scrapers).
+	Auth *Auth
 }
 
 // Server serves the V1 and V2 routes over a registry of models.
@@ -104,20 +109,29 @@ func NewServer(o ServerOptions) *Server {
 		c.JSON(http.StatusMethodNotAllowed, protocol.ErrorResponse{Error: fmt.Sprintf("method %s not allowed on %s", c.Request.Method, c.Request.URL.Path)})
 	})
 
-	// KServe V1.
+	// Open to probes: liveness, readiness, server metadata.
 	e.GET("/", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "alive"}) })
-	e.GET("/v1/models", s.v1List)
-	e.GET("/v1/models/:name", s.modelReady)
-	e.POST("/v1/models/:name", s.v1Predict) // ":predict" is part of the segment
-
-	// Open Inference Protocol V2.
 	e.GET("/v2", s.v2ServerMetadata)
 	e.GET("/v2/health/live", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"live": true}) })
 	e.GET("/v2/health/ready", s.v2ServerReady)
+
+	// The model routes: API keys (when configured), then the in-flight bound.
+	api := e.Group("/")
+	if o.Auth != nil {
+		api.Use(o.Auth.middleware(s))
+	}
+	if o.Limits.MaxInFlight > 0 {
+		api.Use(admission(s, o.Limits.MaxInFlight))
+	}
+	// KServe V1.
+	api.GET("/v1/models", s.v1List)
+	api.GET("/v1/models/:name", s.modelReady)
+	api.POST("/v1/models/:name", s.v1Predict) // ":predict" is part of the segment
+	// Open Inference Protocol V2.
 	for _, p := range []string{"/v2/models/:name", "/v2/models/:name/versions/:version"} {
-		e.GET(p, s.v2ModelMetadata)
-		e.GET(p+"/ready", s.modelReady)
-		e.POST(p+"/infer", s.v2Infer)
+		api.GET(p, s.v2ModelMetadata)
+		api.GET(p+"/ready", s.modelReady)
+		api.POST(p+"/infer", s.v2Infer)
 	}
 	s.engine = e
 	return s

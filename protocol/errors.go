@@ -21,6 +21,14 @@ var (
 	ErrBadGateway = errors.New("bad gateway")
 	// ErrGatewayTimeout: a backend attempt ran out of its own time (504).
 	ErrGatewayTimeout = errors.New("backend timed out")
+	// ErrUnauthorized: no valid API key (401).
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden: the API key may not use this model (403).
+	ErrForbidden = errors.New("forbidden")
+	// ErrRateLimited: the API key is over its rate (429).
+	ErrRateLimited = errors.New("rate limited")
+	// ErrOverloaded: the server is at its limit of requests in flight (503).
+	ErrOverloaded = errors.New("overloaded")
 )
 
 // Retryable reports whether another replica might succeed where this error

@@ -79,7 +79,12 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	auth, err := loadAuth(cfg.Auth)
+	if err != nil {
+		return err
+	}
 	srv := gateway.NewServer(gateway.ServerOptions{
+		Auth:       auth,
 		Tracer:     tracing.Provider,
 		Propagator: telemetry.Propagator,
 		Metrics:    metrics,
@@ -89,6 +94,7 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 			MaxBodyBytes: cfg.Server.Limits.MaxBodyBytes,
 			MaxInstances: cfg.Server.Limits.MaxInstances,
 			MaxTextChars: cfg.Server.Limits.MaxTextChars,
+			MaxInFlight:  cfg.Server.Limits.MaxInFlight,
 		},
 		Version: chorusVersion(),
 		Cache:   gateway.CacheOptions{Store: store, Namespace: cfg.Cache.Namespace, TTL: time.Duration(cfg.Cache.TTL)},
@@ -100,10 +106,15 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// Bounded reads and writes: a slow client cannot hold a connection.
+	to := cfg.Server.Timeouts
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: time.Duration(to.ReadHeader),
+		ReadTimeout:       time.Duration(to.Read),
+		WriteTimeout:      time.Duration(to.Write),
+		IdleTimeout:       time.Duration(to.Idle),
+		MaxHeaderBytes:    cfg.Server.Limits.MaxHeaderBytes,
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
@@ -338,6 +349,22 @@ func loadModels(ctx context.Context, rt *onnx.Runtime, hub *storage.Hub, cfg *co
 		return fail(err)
 	}
 	return reg, nil
+}
+
+// loadAuth reads the API keys, if any; keys are kept only as hashes.
+func loadAuth(a config.Auth) (*gateway.Auth, error) {
+	if a.KeysFile == "" {
+		return nil, nil
+	}
+	keys, err := config.LoadKeys(a.KeysFile, os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("auth.keys_file: %w", err)
+	}
+	var out []gateway.APIKey
+	for _, k := range keys {
+		out = append(out, gateway.APIKey{Name: k.Name, Hash: k.Hash, Models: k.Models, Rate: k.Rate, Burst: k.Burst})
+	}
+	return gateway.NewAuth(out), nil
 }
 
 // setTemperature applies a model's temperature, from the registry or from

@@ -8,6 +8,8 @@ type Config struct {
 	Server Server `yaml:"server"`
 	// Cache stores raw logits per text, for every model that allows it.
 	Cache Cache `yaml:"cache"`
+	// Auth requires API keys on the model routes.
+	Auth Auth `yaml:"auth"`
 	// Models are the models served, each addressed by name.
 	Models []Model `yaml:"models"`
 }
@@ -62,6 +64,27 @@ type Server struct {
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
 	// Limits bound what one request may ask for.
 	Limits Limits `yaml:"limits"`
+	// Timeouts of the HTTP server (slow clients cannot hold connections).
+	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// Timeouts of the HTTP server. Zero means the default.
+type Timeouts struct {
+	// ReadHeader bounds reading a request's headers. Default 10s.
+	ReadHeader Duration `yaml:"read_header"`
+	// Read bounds reading a whole request. Default 30s.
+	Read Duration `yaml:"read"`
+	// Write bounds writing a response. Default 60s.
+	Write Duration `yaml:"write"`
+	// Idle bounds a keep-alive connection's wait for its next request. Default 120s.
+	Idle Duration `yaml:"idle"`
+}
+
+// Auth configures API keys. Without a keys file every client is let in.
+type Auth struct {
+	// KeysFile lists the API keys (see configs/keys.example.yaml); relative
+	// to this file.
+	KeysFile string `yaml:"keys_file"`
 }
 
 // Limits bound one request. Zero means the default.
@@ -75,6 +98,11 @@ type Limits struct {
 	// MaxTextChars is the most characters (Unicode code points) one text
 	// may have (413 past it). Default 100000.
 	MaxTextChars int `yaml:"max_text_chars"`
+	// MaxInFlight bounds requests served at once; past it: 503 with
+	// Retry-After, at once. Default 1024.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxHeaderBytes bounds a request's headers. Default 65536.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
 }
 
 // Default limits.

@@ -149,6 +149,21 @@ func (c *Config) applyDefaults() {
 	if l.MaxTextChars == 0 {
 		l.MaxTextChars = DefaultMaxTextChars
 	}
+	if l.MaxInFlight == 0 {
+		l.MaxInFlight = 1024
+	}
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = 64 << 10
+	}
+	t := &c.Server.Timeouts
+	for _, d := range []struct {
+		v   *Duration
+		def time.Duration
+	}{{&t.ReadHeader, 10 * time.Second}, {&t.Read, 30 * time.Second}, {&t.Write, 60 * time.Second}, {&t.Idle, 120 * time.Second}} {
+		if *d.v == 0 {
+			*d.v = Duration(d.def)
+		}
+	}
 }
 
 var cudaRE = regexp.MustCompile(`^cuda:[0-9]+$`)
@@ -191,6 +206,17 @@ func (c *Config) Validate(baseDir string) error {
 	}
 	if l.MaxTextChars < 0 {
 		errs.add("server.limits.max_text_chars", "must be positive")
+	}
+	if l.MaxInFlight < 0 || l.MaxHeaderBytes < 0 {
+		errs.add("server.limits", "max_in_flight and max_header_bytes must be positive")
+	}
+	if c.Auth.KeysFile != "" {
+		if !filepath.IsAbs(c.Auth.KeysFile) {
+			c.Auth.KeysFile = filepath.Join(baseDir, c.Auth.KeysFile)
+		}
+		if _, err := LoadKeys(c.Auth.KeysFile, os.Getenv); err != nil {
+			errs.add("auth.keys_file", "%v", err)
+		}
 	}
 	if len(c.Models) == 0 {
 		errs.add("models", "at least one model is required")

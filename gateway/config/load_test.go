@@ -117,8 +117,49 @@ func TestShippedConfigs(t *testing.T) {
 		t.Fatal("no configs/*.yaml found")
 	}
 	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), "keys") {
+			if _, err := LoadKeys(f, func(string) string { return "a-key-of-sixteen-characters" }); err != nil {
+				t.Errorf("%s: %v", f, err)
+			}
+			continue
+		}
 		if _, err := Load(f); err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestKeys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := filepath.Join(dir, "keys.yaml")
+		os.WriteFile(p, []byte(s), 0o600)
+		return p
+	}
+	env := func(k string) string {
+		if k == "GOOD" {
+			return "0123456789abcdefXYZ"
+		}
+		return ""
+	}
+	keys, err := LoadKeys(write("keys:\n  - {name: a, key_env: GOOD, models: [\"*\"], rate: 5}\n"), env)
+	if err != nil || keys[0].Hash != hashKey("0123456789abcdefXYZ") || keys[0].Burst != 5 {
+		t.Fatalf("%+v %v", keys, err)
+	}
+	for body, want := range map[string]string{
+		"keys:\n  - {name: a, key_env: NOPE, models: [x]}\n":                 "unset or shorter than 16",
+		"keys:\n  - {name: a, key_sha256: zz, models: [x]}\n":                "64 hex digits",
+		"keys:\n  - {name: a, key_env: GOOD}\n":                              "models: required",
+		"keys:\n  - {name: a, key_env: GOOD, key_sha256: ab, models: [x]}\n": "exactly one of",
+		"keys:\n  - {name: a, key: hunter2, models: [x]}\n":                  "field key not found",
+		"keys: []\n": "no keys",
+	} {
+		_, err := LoadKeys(write(body), env)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", body, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("an error repeats a key: %v", err)
 		}
 	}
 }
