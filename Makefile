@@ -18,7 +18,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 PY_VENV := $(CHORUS_CACHE)/venv-kserve-client
 FIXTURES_VENV := $(CHORUS_CACHE)/venv-fixtures
 
-.PHONY: help deps pyvenv build run stack stack-down test test-go test-deploy test-gpu test-python bench bench-cache fixtures demo-model lint
+.PHONY: help deps pyvenv build run stack stack-down test test-go test-deploy fuzz test-gpu test-python bench bench-cache fixtures demo-model lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -56,6 +56,10 @@ test-go:
 test-deploy:
 	@echo "==> test: deploy/ manifests and compose file, strictly decoded"
 	@cd deploy && go test -count=1 ./...
+
+FUZZTIME ?= 10s
+fuzz: deps ## run every fuzz target for FUZZTIME each (CI: a few seconds)
+	@FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 test-gpu: deps ## on a GPU host: the backend contract suite on cuda:0 (docs/GPU.md)
 	@echo "==> test-gpu: CUDA providers beside the core, then the contract suite on cuda:0"

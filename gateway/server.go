@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -19,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/chorusml/chorus/api"
 	"github.com/chorusml/chorus/protocol"
 )
 
@@ -106,8 +108,19 @@ func NewServer(o ServerOptions) *Server {
 		c.JSON(http.StatusNotFound, protocol.ErrorResponse{Error: fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path)})
 	})
 	e.NoMethod(func(c *gin.Context) {
+		// gin lists every method of /v1/models/:name, but ":predict" takes
+		// POST only and the bare model path GET only.
+		if p := c.Request.URL.Path; strings.HasPrefix(p, "/v1/models/") && strings.Count(p, "/") == 3 {
+			if strings.Contains(p[len("/v1/models/"):], ":") {
+				c.Header("Allow", "POST")
+			} else {
+				c.Header("Allow", "GET")
+			}
+		}
 		c.JSON(http.StatusMethodNotAllowed, protocol.ErrorResponse{Error: fmt.Sprintf("method %s not allowed on %s", c.Request.Method, c.Request.URL.Path)})
 	})
+
+	e.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", api.OpenAPI) })
 
 	// Open to probes: liveness, readiness, server metadata.
 	e.GET("/", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "alive"}) })

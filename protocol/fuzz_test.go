@@ -1,0 +1,57 @@
+package protocol
+
+import (
+	"errors"
+	"testing"
+)
+
+// The decoders take any bytes: they answer a request or an ErrInvalidInput,
+// never panic, and what they accept keeps their promises.
+func FuzzDecodeV1(f *testing.F) {
+	for _, s := range []string{`{"instances": ["Hello, my dog is cute", "I am feeling sad"]}`, `{"inputs": ["x"]}`,
+		`{"instances": ["a"], "parameters": {"output": "logits", "cache": false, "explain": true}}`, `{"instances": [1]}`, `[]`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeV1(body)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidInput) {
+				t.Fatalf("error %v does not wrap ErrInvalidInput", err)
+			}
+			return
+		}
+		if len(req.Instances) == 0 {
+			t.Fatal("accepted an empty batch")
+		}
+	})
+}
+
+func FuzzDecodeV2(f *testing.F) {
+	for _, s := range []string{`{"inputs": [{"name": "input-0", "shape": [2], "datatype": "BYTES", "data": ["Hello, my dog is cute", "I am feeling sad"]}]}`,
+		`{"id": "x", "inputs": [{"name": "t", "shape": [2, 1], "datatype": "BYTES", "data": [["a"], ["b"]]}], "outputs": [{"name": "logits"}]}`,
+		`{"inputs": [{"shape": [-1], "datatype": "BYTES", "data": []}]}`, `{"inputs": [{"shape": [1e30], "datatype": "BYTES", "data": ["a"]}]}`} {
+		f.Add([]byte(s))
+	}
+	known := []string{OutputDefault, OutputLabel, OutputProbabilities, OutputLogits}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeV2(body, known)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidInput) {
+				t.Fatalf("error %v does not wrap ErrInvalidInput", err)
+			}
+			return
+		}
+		if len(req.Texts) == 0 {
+			t.Fatal("accepted an empty batch")
+		}
+		for _, o := range req.Outputs {
+			found := false
+			for _, k := range known {
+				found = found || o == k
+			}
+			if !found {
+				t.Fatalf("accepted unknown output %q", o)
+			}
+		}
+	})
+}
