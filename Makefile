@@ -18,7 +18,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 PY_VENV := $(CHORUS_CACHE)/venv-kserve-client
 FIXTURES_VENV := $(CHORUS_CACHE)/venv-fixtures
 
-.PHONY: help deps pyvenv build run stack stack-down test test-go test-deploy fuzz test-gpu test-python bench bench-cache fixtures demo-model lint
+.PHONY: help deps pyvenv build run stack stack-down test test-go test-deploy fuzz faults vulncheck test-gpu test-python bench bench-cache fixtures demo-model lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -56,6 +56,14 @@ test-go:
 test-deploy:
 	@echo "==> test: deploy/ manifests and compose file, strictly decoded"
 	@cd deploy && go test -count=1 ./...
+
+faults: deps ## fault-injection suite (real processes, bounded loads) → RELIABILITY.md
+	@echo "==> faults: go test ./e2e/faults → RELIABILITY.md"
+	@CHORUS_RELIABILITY_OUT=$(CURDIR)/RELIABILITY.md go test -count=1 -v ./e2e/faults 2>&1 | grep -E '^(---|ok|FAIL|PASS)'
+
+vulncheck: ## govulncheck (needs vuln.go.dev, which our build machines cannot reach)
+	@echo "==> vulncheck: govulncheck ./..."
+	@go run golang.org/x/vuln/cmd/govulncheck@v1.1.4 ./...
 
 FUZZTIME ?= 10s
 fuzz: deps ## run every fuzz target for FUZZTIME each (CI: a few seconds)

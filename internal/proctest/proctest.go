@@ -132,6 +132,9 @@ func StartOnPort(t testing.TB, port int, env []string, name string, args ...stri
 	return p
 }
 
+// Cmd is the running command (its Process for the pid).
+func (p *Process) Cmd() *exec.Cmd { return p.cmd }
+
 // Output is what the process printed so far.
 func (p *Process) Output() string {
 	p.mu.Lock()
