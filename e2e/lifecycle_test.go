@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -173,4 +174,39 @@ func drainTime(out string) string {
 		}
 	}
 	return "?"
+}
+
+// A client that sends its headers a byte at a time cannot hold a
+// connection: read_header bounds it (slowloris).
+func TestSlowClientIsCutOff(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "registry.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("server: {timeouts: {read_header: 500ms}}\nmodels:\n  - name: m\n    replicas: [{type: onnx, model_dir: %q}]\n",
+		filepath.Join(proctest.Root(), "testdata/models/sst2-tiny-a"))), 0o644)
+	p := start(t, "serve", "--config", cfg)
+	p.waitReady(30 * time.Second)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	closed := false
+	for i := range 40 {
+		if _, err := conn.Write([]byte("GET /v2/health/live HTTP/1.1\r\nX-Slow: "[i%10 : i%10+1])); err != nil {
+			closed = true
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the slow client's pace
+	}
+	if !closed {
+		// A write may still succeed into the socket buffer: the read says.
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 512)
+		_, err := conn.Read(buf)
+		closed = err != nil || strings.Contains(string(buf), "408")
+	}
+	t.Logf("slow client cut off after %v", time.Since(start).Round(time.Millisecond))
+	if !closed {
+		t.Fatal("a client trickling headers kept its connection")
+	}
 }

@@ -150,3 +150,14 @@ func TestSessionOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxRequestTokens(t *testing.T) {
+	m := open(t, "sst2-tiny-a", onnx.Options{MaxRequestTokens: 20})
+	if _, err := m.Predict(context.Background(), []string{"short", "texts"}); err != nil {
+		t.Fatalf("under the limit: %v", err)
+	}
+	_, err := m.Predict(context.Background(), []string{strings.Repeat("word ", 30)})
+	if !errors.Is(err, protocol.ErrTooLarge) || !strings.Contains(err.Error(), "the limit is 20") {
+		t.Fatalf("over the limit: %v", err)
+	}
+}

@@ -49,6 +49,10 @@ type Options struct {
 	Observer Observer
 	// Tracer makes spans for tokenisation, batch waits and runs. Default: none.
 	Tracer trace.Tracer
+	// MaxRequestTokens bounds the tokens of one request, all texts together
+	// after truncation; past it Predict fails with ErrTooLarge (413).
+	// Default 0: no bound.
+	MaxRequestTokens int
 }
 
 var graphLevels = map[string]ort.GraphOptimizationLevel{
@@ -125,6 +129,7 @@ type Model struct {
 	padID      int64
 	meta       protocol.ModelMetadata
 	batcher    *batcher // nil: every request runs as its own batch
+	maxTokens  int
 	observer   Observer
 	tracer     trace.Tracer
 
@@ -212,7 +217,7 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 		tok.Close()
 		return nil, err
 	}
-	m.session, m.tok, m.observer, m.tracer = sess, tok, opts.Observer, opts.Tracer
+	m.session, m.tok, m.observer, m.tracer, m.maxTokens = sess, tok, opts.Observer, opts.Tracer, opts.MaxRequestTokens
 	if m.tracer == nil {
 		m.tracer = noop.NewTracerProvider().Tracer("")
 	}
@@ -299,6 +304,15 @@ func (m *Model) Predict(ctx context.Context, texts []string) (protocol.Logits, e
 	span.End()
 	if err != nil {
 		return nil, err
+	}
+	if m.maxTokens > 0 {
+		total := 0
+		for _, e := range encs {
+			total += len(e.IDs)
+		}
+		if total > m.maxTokens {
+			return nil, fmt.Errorf("%w: %d tokens in one request, the limit is %d", protocol.ErrTooLarge, total, m.maxTokens)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("predict: %w", err)

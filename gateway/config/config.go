@@ -279,6 +279,9 @@ type Replica struct {
 	MemoryArena *bool `yaml:"memory_arena"`
 	// Device: cpu (default) or cuda:N.
 	Device string `yaml:"device"`
+	// MaxRequestTokens bounds one request's tokens, all texts together
+	// (413 past it). Default 0: no bound.
+	MaxRequestTokens int `yaml:"max_request_tokens"`
 	// Batching runs concurrent requests to this replica together. Default off.
 	Batching Batching `yaml:"batching"`
 	// Location is model_dir or storage_uri, parsed; set by Validate.
