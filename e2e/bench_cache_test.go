@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chorusml/chorus/internal/loadgen"
 	"github.com/chorusml/chorus/internal/proctest"
 	"github.com/chorusml/chorus/internal/redistest"
 )
@@ -99,9 +99,7 @@ func BenchmarkCacheHitVsModel(b *testing.B) {
 		b.Fatalf("%d failed requests", f1+f2)
 	}
 	q := func(d []time.Duration, p float64) float64 {
-		s := slices.Clone(d)
-		slices.Sort(s)
-		return float64(s[min(len(s)-1, int(p*float64(len(s))))].Microseconds()) / 1000
+		return float64(loadgen.Quantile(d, p).Microseconds()) / 1000
 	}
 	b.ReportMetric(hitRPS, "hit-req/s")
 	b.ReportMetric(modelRPS, "model-req/s")

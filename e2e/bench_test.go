@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
+	"github.com/chorusml/chorus/internal/loadgen"
 	"github.com/chorusml/chorus/internal/proctest"
 )
 
@@ -51,11 +51,7 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	q := func(d []time.Duration, p float64) float64 {
-		s := slices.Clone(d)
-		slices.Sort(s)
-		return float64(s[min(len(s)-1, int(p*float64(len(s))))].Microseconds())
-	}
+	q := func(d []time.Duration, p float64) float64 { return float64(loadgen.Quantile(d, p).Microseconds()) }
 	b.ReportMetric(q(direct, 0.5), "direct-p50-µs")
 	b.ReportMetric(q(via, 0.5), "gateway-p50-µs")
 	b.ReportMetric(q(direct, 0.99), "direct-p99-µs")

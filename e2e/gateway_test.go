@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chorusml/chorus/backends/backendtest"
+	"github.com/chorusml/chorus/internal/loadgen"
 	"github.com/chorusml/chorus/internal/proctest"
 )
 
@@ -178,12 +178,6 @@ func (c *cluster) check(t *testing.T, model string, rows [][]float32, idx []int)
 	return nil
 }
 
-func percentile(ds []time.Duration, p float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(len(s)-1, int(p*float64(len(s))))]
-}
-
 func TestGateway(t *testing.T) {
 	c := startCluster(t)
 	gw := c.gateway.URL
@@ -259,7 +253,7 @@ func TestGateway(t *testing.T) {
 		<-killed
 		c.predictors[0].Kill() // SIGKILL mid-run
 		wg.Wait()
-		t.Logf("kill-a-replica run: %d requests, %d clients, %d failed, p50 %v, p99 %v", total, clients, failed.Load(), percentile(lat, 0.5), percentile(lat, 0.99))
+		t.Logf("kill-a-replica run: %d requests, %d clients, %d failed, p50 %v, p99 %v", total, clients, failed.Load(), loadgen.Quantile(lat, 0.5), loadgen.Quantile(lat, 0.99))
 		if failed.Load() != 0 {
 			t.Fatalf("%d requests failed; first: %v", failed.Load(), firstErr.Load())
 		}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/chorusml/chorus/backends/onnx"
 	"github.com/chorusml/chorus/cache"
 	"github.com/chorusml/chorus/gateway"
+	"github.com/chorusml/chorus/internal/loadgen"
 )
 
 // BenchmarkCacheHitHandler is the handler's own cost for a one-text V1
@@ -71,11 +71,7 @@ func BenchmarkGatewayOverheadInProcess(b *testing.B) {
 		resp.Body.Close()
 		via = append(via, time.Since(t0))
 	}
-	q := func(d []time.Duration, p float64) float64 {
-		s := slices.Clone(d)
-		slices.Sort(s)
-		return float64(s[min(len(s)-1, int(p*float64(len(s))))].Microseconds())
-	}
+	q := func(d []time.Duration, p float64) float64 { return float64(loadgen.Quantile(d, p).Microseconds()) }
 	b.ReportMetric(q(direct, 0.5), "direct-p50-µs")
 	b.ReportMetric(q(via, 0.5), "gateway-p50-µs")
 	b.ReportMetric(q(direct, 0.99), "direct-p99-µs")

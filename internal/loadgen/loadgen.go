@@ -75,9 +75,17 @@ func Run(ctx context.Context, n, clients int, request func(i int) (*http.Request
 	res.Elapsed = time.Since(start)
 	res.Errors = int(errs.Load())
 	res.RPS = float64(n) / res.Elapsed.Seconds()
-	slices.Sort(lat)
-	res.P50 = lat[n/2]
-	res.P99 = lat[min(n-1, n*99/100)]
-	res.Max = lat[n-1]
+	res.P50, res.P99, res.Max = Quantile(lat, 0.5), Quantile(lat, 0.99), Quantile(lat, 1)
 	return res
+}
+
+// Quantile is the p-quantile (0..1) of durations, by the nearest rank below;
+// d is not modified.
+func Quantile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
