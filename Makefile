@@ -119,3 +119,5 @@ lint: ## gofmt, go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@echo "==> lint: go vet"
 	@go vet ./...
+	@echo "==> lint: deploy/go.mod in step with go.mod (cd deploy && go mod tidy)"
+	@cd deploy && go mod tidy -diff >/dev/null || { echo "deploy/go.mod is stale: run cd deploy && go mod tidy"; exit 1; }
