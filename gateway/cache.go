@@ -147,13 +147,13 @@ func (s *Server) predict(ctx context.Context, m *Model, v *Version, texts []stri
 	// One key per distinct text: a batch may repeat itself.
 	keyOf := make([]string, len(texts))
 	index := map[string]int{}
-	var keys []string
+	var keys, keyTexts []string // distinct keys, and the text of each
 	for i, t := range texts {
 		key := cache.Key(s.cacheOpts.Namespace, m.Name, fp, t)
 		keyOf[i] = key
 		if _, seen := index[key]; !seen {
 			index[key] = len(keys)
-			keys = append(keys, key)
+			keys, keyTexts = append(keys, key), append(keyTexts, t)
 		}
 	}
 	found := make([][]float32, len(keys))
@@ -182,10 +182,12 @@ func (s *Server) predict(ctx context.Context, m *Model, v *Version, texts []stri
 	}
 
 	var missTexts, missKeys []string
+	missed := make([]bool, len(keys))
 	for i, key := range keys {
 		if found[i] == nil {
+			missed[i] = true
 			missKeys = append(missKeys, key)
-			missTexts = append(missTexts, texts[firstIndex(keyOf, key)])
+			missTexts = append(missTexts, keyTexts[i])
 		}
 	}
 	s.cacheStats.hits.Add(uint64(len(keys) - len(missKeys)))
@@ -200,26 +202,14 @@ func (s *Server) predict(ctx context.Context, m *Model, v *Version, texts []stri
 		}
 	}
 	out := make(protocol.Logits, len(texts))
-	missed := map[string]bool{}
-	for _, key := range missKeys {
-		missed[key] = true
-	}
 	for i, key := range keyOf {
-		out[i] = found[index[key]]
-		if !missed[key] {
+		j := index[key]
+		out[i] = found[j]
+		if !missed[j] {
 			res.hits++
 		}
 	}
 	return out, res, nil
-}
-
-func firstIndex(keys []string, key string) int {
-	for i, k := range keys {
-		if k == key {
-			return i
-		}
-	}
-	return -1
 }
 
 // fill computes the missing texts once for every concurrent request that
