@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"unicode/utf8"
 )
 
 // ParsePyDict parses str() of a Python dict {0: v0, 1: v1, ...} of floats,
@@ -21,14 +22,19 @@ type pyDictParser struct {
 }
 
 func (p *pyDictParser) errorf(format string, args ...any) error {
-	return fmt.Errorf("%w: logits %q at offset %d: %s", ErrBadGateway, clipString(p.s, 80), p.pos, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: logits %q at offset %d: %s", ErrBadGateway, Clip(p.s, 80), p.pos, fmt.Sprintf(format, args...))
 }
 
-func clipString(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
+// Clip shortens s to at most n bytes for a message, on a rune boundary,
+// marking the cut with "…".
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func (p *pyDictParser) skipSpace() {

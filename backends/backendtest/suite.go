@@ -59,7 +59,7 @@ func RunWithTolerance(t *testing.T, p protocol.Predictor, ref Reference, tol flo
 			d := MaxAbsDiff(got[i], rt.Logits)
 			worst = max(worst, d)
 			if d > tol {
-				t.Errorf("text %d %q: logits %v, reference %v (max diff %.2g)", i, clip(rt.Text), got[i], rt.Logits, d)
+				t.Errorf("text %d %q: logits %v, reference %v (max diff %.2g)", i, protocol.Clip(rt.Text, 40), got[i], rt.Logits, d)
 			}
 		}
 		t.Logf("%s: max |logit - transformers| over %d texts = %.3g", ref.Model, len(ref.Texts), worst)
@@ -164,11 +164,4 @@ func f64(v []float32) []float64 {
 		out[i] = float64(x)
 	}
 	return out
-}
-
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }

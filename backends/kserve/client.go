@@ -239,7 +239,7 @@ func (b *Backend) statusError(code int, body []byte) error {
 	if json.Unmarshal(body, &e) == nil && e.Error != "" {
 		msg = e.Error
 	}
-	msg = clip(msg, 200)
+	msg = protocol.Clip(msg, 200)
 	switch {
 	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge:
 		// The client sees this one: the remote's reason, not its address.
@@ -251,13 +251,6 @@ func (b *Backend) statusError(code int, body []byte) error {
 	default:
 		return fmt.Errorf("%s answered %d: %s: %w", b.Name(), code, msg, protocol.ErrBadGateway)
 	}
-}
-
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 func (b *Backend) decodeV1(data []byte) (protocol.Logits, error) {
