@@ -11,25 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/internal/proctest"
 )
-
-func softmaxT(z []float64, t float64) []float64 {
-	m := math.Inf(-1)
-	for _, v := range z {
-		m = math.Max(m, v/t)
-	}
-	s := 0.0
-	out := make([]float64, len(z))
-	for j, v := range z {
-		out[j] = math.Exp(v/t - m)
-		s += out[j]
-	}
-	for j := range out {
-		out[j] /= s
-	}
-	return out
-}
 
 func closedPort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -137,7 +121,7 @@ func TestEnsemblesAndTemperature(t *testing.T) {
 	// Temperature: probabilities and calibrated logits scale, logits do not.
 	o, _ := v2("a-hot", "logits", "probabilities", "calibrated_logits")
 	near("a-hot logits", o["logits"].Data, combine(func(a, _ []float64) []float64 { return a }))
-	near("a-hot probabilities", o["probabilities"].Data, combine(func(a, _ []float64) []float64 { return softmaxT(a, 2) }))
+	near("a-hot probabilities", o["probabilities"].Data, combine(func(a, _ []float64) []float64 { return calibration.Softmax(a, 2) }))
 	near("a-hot calibrated_logits", o["calibrated_logits"].Data, combine(func(a, _ []float64) []float64 { return []float64{a[0] / 2, a[1] / 2} }))
 
 	// mean_logits with weights 2:1, then T = 1.5.
@@ -147,7 +131,7 @@ func TestEnsemblesAndTemperature(t *testing.T) {
 	near("ens probabilities", o["probabilities"].Data, func() [][]float64 {
 		var r [][]float64
 		for _, z := range mean {
-			r = append(r, softmaxT(z, 1.5))
+			r = append(r, calibration.Softmax(z, 1.5))
 		}
 		return r
 	}())
@@ -164,7 +148,7 @@ func TestEnsemblesAndTemperature(t *testing.T) {
 	// mean_probs: the average of the members' probabilities.
 	o, _ = v2("ens-probs", "probabilities")
 	near("ens-probs", o["probabilities"].Data, combine(func(a, b []float64) []float64 {
-		pa, pb := softmaxT(a, 1), softmaxT(b, 1)
+		pa, pb := calibration.Softmax(a, 1), calibration.Softmax(b, 1)
 		return []float64{(pa[0] + pb[0]) / 2, (pa[1] + pb[1]) / 2}
 	}))
 

@@ -147,11 +147,6 @@ func NewModel(name string, mode Mode, labels []string, versions []*Version, defa
 	return m, nil
 }
 
-// NewSingle is a model with one unversioned pool.
-func NewSingle(name string, mode Mode, p *pool.Pool) (*Model, error) {
-	return NewModel(name, mode, nil, []*Version{{Pool: p}}, "")
-}
-
 // Metadata is the model's labels and its first replica's metadata.
 func (m *Model) Metadata() protocol.ModelMetadata { return m.meta }
 

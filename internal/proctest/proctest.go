@@ -200,9 +200,6 @@ func (p *Process) Wait(timeout time.Duration) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-// Done is closed when the process has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
-
 // Run runs name to completion and returns its exit code and output.
 func Run(t testing.TB, env []string, name string, args ...string) (int, string) {
 	t.Helper()
