@@ -61,15 +61,7 @@ type cacheCounters struct {
 // logits), bypassing the cache, with the model's metadata: what
 // `chorus calibrate` scores in-process.
 func (s *Server) Logits(ctx context.Context, model string, texts []string) (protocol.Logits, protocol.ModelMetadata, error) {
-	r := s.models.Load()
-	if r == nil {
-		return nil, protocol.ModelMetadata{}, fmt.Errorf("%w: models are still loading", protocol.ErrNotReady)
-	}
-	m, err := r.Get(model)
-	if err != nil {
-		return nil, protocol.ModelMetadata{}, err
-	}
-	v, err := m.Route("")
+	m, v, err := resolve(s.models.Load(), model, "")
 	if err != nil {
 		return nil, protocol.ModelMetadata{}, err
 	}

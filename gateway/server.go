@@ -188,14 +188,20 @@ func (s *Server) pinRegistry(c *gin.Context) {
 // load balancers to stop sending, and what was accepted is served.
 func (s *Server) model(c *gin.Context) (*Model, *Version, error) {
 	r, _ := c.Value(registryKey).(*Registry)
+	return resolve(r, c.Param("name"), c.Param("version"))
+}
+
+// resolve finds a model in r and routes to a version ("" by traffic or the
+// default).
+func resolve(r *Registry, name, version string) (*Model, *Version, error) {
 	if r == nil {
 		return nil, nil, fmt.Errorf("%w: models are still loading", protocol.ErrNotReady)
 	}
-	m, err := r.Get(c.Param("name"))
+	m, err := r.Get(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := m.Route(c.Param("version"))
+	v, err := m.Route(version)
 	if err != nil {
 		return nil, nil, err
 	}
