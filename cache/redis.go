@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,13 +29,14 @@ type RedisOptions struct {
 	Password   string
 	DB         int
 	// Timeout bounds every Redis call: past it the request goes on without
-	// the cache (default 20ms).
+	// the cache (default DefaultTimeout).
 	Timeout time.Duration
 	// WriteQueue bounds fills waiting to be written; past it they are
-	// dropped and counted (default 1024 batches).
+	// dropped and counted (default DefaultWriteQueue batches).
 	WriteQueue int
 	// BreakerTimeout is how long Redis is skipped after it failed
-	// repeatedly before one probe is let through (default 1s).
+	// repeatedly before one probe is let through (default
+	// DefaultBreakerTimeout).
 	BreakerTimeout time.Duration
 	// TracerProvider traces Redis commands (db.* attributes). Default: none.
 	TracerProvider trace.TracerProvider
@@ -61,15 +63,9 @@ type writeBatch struct {
 
 // NewRedis connects lazily (no round trip) and starts the writer.
 func NewRedis(o RedisOptions) (*Redis, error) {
-	if o.Timeout == 0 {
-		o.Timeout = 20 * time.Millisecond
-	}
-	if o.WriteQueue == 0 {
-		o.WriteQueue = 1024
-	}
-	if o.BreakerTimeout == 0 {
-		o.BreakerTimeout = time.Second
-	}
+	o.Timeout = cmp.Or(o.Timeout, DefaultTimeout)
+	o.WriteQueue = cmp.Or(o.WriteQueue, DefaultWriteQueue)
+	o.BreakerTimeout = cmp.Or(o.BreakerTimeout, DefaultBreakerTimeout)
 	uo := &redis.UniversalOptions{Addrs: o.Addrs, MasterName: o.MasterName, Username: o.Username, Password: o.Password, DB: o.DB,
 		DialTimeout: o.Timeout * 5, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout, MaxRetries: -1, PoolSize: 64}
 	if o.URL != "" {
@@ -226,15 +222,27 @@ func (r *Redis) Stats() RedisStats {
 	return RedisStats{Errors: r.errs.Load(), Skipped: r.skipped.Load(), Dropped: r.dropped.Load(), Written: r.written.Load()}
 }
 
+// SkippedCalls counts calls skipped while the breaker was open.
+func (r *Redis) SkippedCalls() uint64 { return r.skipped.Load() }
+
+// DroppedWrites counts fills dropped: queue full or Redis failing.
+func (r *Redis) DroppedWrites() uint64 { return r.dropped.Load() }
+
 // Describe names the store for logs, without credentials.
 func (r *Redis) Describe() string {
 	if r.opts.URL != "" {
-		u := r.opts.URL
-		if at := strings.LastIndex(u, "@"); at >= 0 {
-			scheme, _, _ := strings.Cut(u, "://")
-			u = scheme + "://***@" + u[at+1:]
-		}
-		return u
+		return RedactURL(r.opts.URL)
 	}
 	return strings.Join(r.opts.Addrs, ",")
+}
+
+// RedactURL hides the credentials of a Redis URL (user and password alike)
+// for logs and error messages: redis://***@host:6379/0.
+func RedactURL(u string) string {
+	if at := strings.LastIndex(u, "@"); at >= 0 {
+		if scheme, _, ok := strings.Cut(u, "://"); ok {
+			return scheme + "://***@" + u[at+1:]
+		}
+	}
+	return u
 }

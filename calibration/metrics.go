@@ -24,15 +24,6 @@ func LogSoftmax(z []float64, t float64) []float64 {
 	return out
 }
 
-// Softmax returns softmax(z / t).
-func Softmax(z []float64, t float64) []float64 {
-	out := LogSoftmax(z, t)
-	for j := range out {
-		out[j] = math.Exp(out[j])
-	}
-	return out
-}
-
 // Bin is one reliability bin: confidences in (Lo, Hi].
 type Bin struct {
 	Lo, Hi     float64

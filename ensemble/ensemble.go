@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/protocol"
 )
 
@@ -28,8 +30,11 @@ const (
 	MajorityVote Combine = "majority_vote"
 )
 
-// Combines lists the methods.
+// Combines lists the methods; DefaultCombine is the registry's default.
 var Combines = []Combine{MeanLogits, MeanProbs, MajorityVote}
+
+// DefaultCombine is how an ensemble combines unless it says otherwise.
+const DefaultCombine = MeanLogits
 
 // Member is one model of an ensemble.
 type Member struct {
@@ -152,11 +157,11 @@ func CombineLogits(c Combine, used []Used) protocol.Logits {
 			row := u.Logits[i]
 			switch c {
 			case MeanProbs:
-				for j, p := range probs(row) {
+				for j, p := range calibration.Softmax(row, 1) {
 					acc[j] += w * p
 				}
 			case MajorityVote:
-				acc[argmax(row)] += w
+				acc[calibration.Argmax(row)] += w
 			default:
 				for j, v := range row {
 					acc[j] += w * float64(v)
@@ -175,40 +180,13 @@ func CombineLogits(c Combine, used []Used) protocol.Logits {
 	return out
 }
 
-func probs(row []float32) []float64 {
-	m := math.Inf(-1)
-	for _, v := range row {
-		m = math.Max(m, float64(v))
-	}
-	s := 0.0
-	p := make([]float64, len(row))
-	for j, v := range row {
-		p[j] = math.Exp(float64(v) - m)
-		s += p[j]
-	}
-	for j := range p {
-		p[j] /= s
-	}
-	return p
-}
-
-func argmax(row []float32) int {
-	best := 0
-	for j, v := range row {
-		if v > row[best] {
-			best = j
-		}
-	}
-	return best
-}
-
 // Permutation finds, for each of the ensemble's labels, the member's column
 // holding it. labelMap renames member labels (member name → ensemble name)
 // first. Without a map the member's labels must equal the ensemble's, in
 // order: a reordering must be declared, not guessed.
 func Permutation(member, ensemble []string, labelMap map[string]string) ([]int, error) {
 	if len(labelMap) == 0 {
-		if fmt.Sprint(member) != fmt.Sprint(ensemble) {
+		if !slices.Equal(member, ensemble) {
 			return nil, fmt.Errorf("labels %v differ from %v (declare a label_map to reorder or rename)", member, ensemble)
 		}
 		return nil, nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/protocol"
 )
 
@@ -17,7 +18,7 @@ func TestCombine(t *testing.T) {
 	if got := CombineLogits(MeanLogits, []Used{a, b})[0]; got[0] != 1 || got[1] != 0.5 {
 		t.Errorf("mean_logits %v, want [1 0.5]", got)
 	}
-	pa, pb := probs(a.Logits[0]), probs(b.Logits[0])
+	pa, pb := calibration.Softmax(a.Logits[0], 1), calibration.Softmax(b.Logits[0], 1)
 	got := CombineLogits(MeanProbs, []Used{a, b})[0]
 	for j := range got {
 		want := 0.75*pa[j] + 0.25*pb[j]
@@ -52,6 +53,10 @@ func TestPermutation(t *testing.T) {
 	}
 	if got := permute(protocol.Logits{{1, 2}}, p)[0]; got[0] != 2 || got[1] != 1 {
 		t.Errorf("permute %v", got)
+	}
+	// Label lists compare element by element: ["a b"] is not ["a", "b"].
+	if _, err := Permutation([]string{"a b"}, []string{"a", "b"}, nil); err == nil {
+		t.Error(`["a b"] accepted as ["a", "b"]`)
 	}
 }
 

@@ -43,7 +43,7 @@ func BenchmarkGatewayOverheadInProcess(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg, err := gateway.NewRegistry([]*gateway.Model{newModel(b, "m", "", gateway.ModeLabel, p)})
+	reg, err := gateway.NewRegistry([]gateway.Servable{newModel(b, "m", "", gateway.ModeLabel, p)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,12 +1,12 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,78 +57,14 @@ type cacheCounters struct {
 	hits, misses, errors, corrupt, skipped atomic.Uint64
 }
 
-// Logits returns a model's raw logits for texts (an ensemble's combined
-// logits), bypassing the cache, with the model's metadata: what
-// `chorus calibrate` scores in-process.
-func (s *Server) Logits(ctx context.Context, model string, texts []string) (protocol.Logits, protocol.ModelMetadata, error) {
-	m, v, err := resolve(s.models.Load(), model, "")
-	if err != nil {
-		return nil, protocol.ModelMetadata{}, err
-	}
-	p, err := s.predictModel(ctx, m, v, texts, false)
-	return p.logits, m.Metadata(), err
-}
-
-// prediction is a model's answer before rendering.
-type prediction struct {
-	logits  protocol.Logits
-	cache   cacheResult
-	members []memberResult // ensembles: the members that answered
-	failed  []string       // ensembles: the members that did not
-}
-
-// predictModel answers for any model: an ensemble fans out to its members
-// (each through its own pool and cache, so changing an ensemble's weights
-// or temperature needs no flush), anything else goes through predict.
-func (s *Server) predictModel(ctx context.Context, m *Model, v *Version, texts []string, useCache bool) (p prediction, err error) {
-	ctx, span := s.tracer.Start(ctx, "chorus.predict", trace.WithAttributes(
-		attribute.String("chorus.model", m.Name), attribute.String("chorus.version", v.Name), attribute.Int("chorus.texts", len(texts))))
-	defer func() {
-		if p.cache.used {
-			span.SetAttributes(attribute.String("chorus.cache", p.cache.header()), attribute.Int("chorus.cache_hits", p.cache.hits))
-		}
-		endSpan(span, err)
-	}()
-	if m.ens == nil {
-		l, cr, err := s.predict(ctx, m, v, texts, useCache)
-		return prediction{logits: l, cache: cr}, err
-	}
-	var mu sync.Mutex
-	total := cacheResult{}
-	res, err := m.ens.Predict(ctx, texts, func(ctx context.Context, i int, texts []string) (l protocol.Logits, err error) {
-		mem := m.members[i]
-		ctx, span := s.tracer.Start(ctx, "chorus.ensemble.member", trace.WithAttributes(attribute.String("chorus.model", mem.Name)))
-		defer func() { endSpan(span, err) }()
-		mv, err := mem.Route("")
-		if err != nil {
-			return nil, err
-		}
-		l, cr, err := s.predict(ctx, mem, mv, texts, useCache)
-		mu.Lock()
-		total.used = total.used || cr.used
-		total.hits += cr.hits
-		total.n += len(texts)
-		mu.Unlock()
-		return l, err
-	})
-	if err != nil {
-		return prediction{}, fmt.Errorf("ensemble %s: %w", m.Name, err)
-	}
-	p = prediction{logits: res.Logits, cache: total, failed: res.Failed}
-	for _, u := range res.Used {
-		p.members = append(p.members, memberResult{Name: u.Name, Weight: u.Weight, Logits: u.Logits})
-	}
-	return p, nil
-}
-
-// predict serves texts from the cache where it can and from version v's
+// cached serves texts from the cache where it can and from version v's
 // pool for the rest, in one backend call per request; concurrent identical
 // miss sets share one call (singleflight). The cache fails open: a store
 // error makes every text a miss, never a failed request.
-func (s *Server) predict(ctx context.Context, m *Model, v *Version, texts []string, useCache bool) (protocol.Logits, cacheResult, error) {
+func (s *Scorer) cached(ctx context.Context, m *Model, v *Version, texts []string, useCache bool) (protocol.Logits, cacheResult, error) {
 	res := cacheResult{n: len(texts)}
 	store := s.cacheOpts.Store
-	if store == nil || !useCache || !m.CacheEnabled {
+	if store == nil || !useCache || m.cache.Off {
 		logits, err := m.Predict(ctx, v, texts)
 		return logits, res, err
 	}
@@ -141,7 +77,7 @@ func (s *Server) predict(ctx context.Context, m *Model, v *Version, texts []stri
 	index := map[string]int{}
 	var keys, keyTexts []string // distinct keys, and the text of each
 	for i, t := range texts {
-		key := cache.Key(s.cacheOpts.Namespace, m.Name, fp, t)
+		key := cache.Key(s.cacheOpts.Namespace, m.name, fp, t)
 		keyOf[i] = key
 		if _, seen := index[key]; !seen {
 			index[key] = len(keys)
@@ -206,11 +142,11 @@ func (s *Server) predict(ctx context.Context, m *Model, v *Version, texts []stri
 
 // fill computes the missing texts once for every concurrent request that
 // misses the same set, and writes them to the store.
-func (s *Server) fill(ctx context.Context, m *Model, v *Version, texts, keys []string, fp string) (l protocol.Logits, err error) {
+func (s *Scorer) fill(ctx context.Context, m *Model, v *Version, texts, keys []string, fp string) (l protocol.Logits, err error) {
 	ctx, span := s.tracer.Start(ctx, "chorus.cache.fill", trace.WithAttributes(attribute.Int("chorus.cache.misses", len(keys))))
 	defer func() { endSpan(span, err) }()
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s", m.Name, v.Name, strings.Join(keys, "\x00"))
+	fmt.Fprintf(h, "%s\x00%s\x00%s", m.name, v.Name, strings.Join(keys, "\x00"))
 	flightKey := hex.EncodeToString(h.Sum(nil))
 	ch := s.flights.DoChan(flightKey, func() (any, error) {
 		// The call outlives any one caller: others may be waiting on it.
@@ -223,11 +159,7 @@ func (s *Server) fill(ctx context.Context, m *Model, v *Version, texts, keys []s
 		for i, key := range keys {
 			entries[key] = cache.Encode(fp, logits[i])
 		}
-		ttl := m.CacheTTL
-		if ttl == 0 {
-			ttl = s.cacheOpts.TTL
-		}
-		s.cacheOpts.Store.Set(entries, ttl)
+		s.cacheOpts.Store.Set(entries, cmp.Or(m.cache.TTL, s.cacheOpts.TTL))
 		return logits, nil
 	})
 	select {
@@ -245,7 +177,7 @@ func (s *Server) fill(ctx context.Context, m *Model, v *Version, texts, keys []s
 type CacheStats struct{ Hits, Misses, Errors, Corrupt uint64 }
 
 // CacheStats reads the counters.
-func (s *Server) CacheStats() CacheStats {
+func (s *Scorer) CacheStats() CacheStats {
 	return CacheStats{Hits: s.cacheStats.hits.Load(), Misses: s.cacheStats.misses.Load(),
 		Errors: s.cacheStats.errors.Load(), Corrupt: s.cacheStats.corrupt.Load()}
 }

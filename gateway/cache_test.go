@@ -143,7 +143,7 @@ func TestFingerprintAndCorruption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := gateway.NewRegistry([]*gateway.Model{newModel(t, "distilbert", "", gateway.ModeLabel, p)})
+	reg, err := gateway.NewRegistry([]gateway.Servable{newModel(t, "distilbert", "", gateway.ModeLabel, p)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestSingleflight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := gateway.NewRegistry([]*gateway.Model{newModel(t, "remote", "", gateway.ModeLabel, k)})
+	reg, err := gateway.NewRegistry([]gateway.Servable{newModel(t, "remote", "", gateway.ModeLabel, k)})
 	if err != nil {
 		t.Fatal(err)
 	}

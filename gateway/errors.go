@@ -15,10 +15,20 @@ import (
 // StatusClientClosedRequest is nginx's 499: the client went away first.
 const StatusClientClosedRequest = 499
 
+// Errors of the HTTP layer itself (the rest are protocol's sentinels).
+var (
+	errNoRoute          = errors.New("no route")
+	errMethodNotAllowed = errors.New("method not allowed")
+)
+
 // statusOf is the one place where an error becomes an HTTP status.
 func statusOf(err error) int {
 	var tooBig *http.MaxBytesError
 	switch {
+	case errors.Is(err, errNoRoute):
+		return http.StatusNotFound
+	case errors.Is(err, errMethodNotAllowed):
+		return http.StatusMethodNotAllowed
 	case errors.As(err, &tooBig), errors.Is(err, protocol.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, protocol.ErrInvalidInput):
@@ -63,13 +73,19 @@ func (s *Server) abort(c *gin.Context, err error) {
 		s.log.WarnContext(c.Request.Context(), "backend error", slog.String(logKeyRequestID, id), slog.Any(logKeyError, err))
 		msg = fmt.Sprintf("%s: %s (request id %s)", backendSentinel(err), c.Param("name"), id)
 	}
+	setStatusHeaders(c, status)
+	c.AbortWithStatusJSON(status, protocol.ErrorResponse{Error: msg})
+}
+
+// setStatusHeaders adds what a status promises: when to retry, how to
+// authenticate.
+func setStatusHeaders(c *gin.Context, status int) {
 	switch status {
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		c.Header("Retry-After", "1")
 	case http.StatusUnauthorized:
 		c.Header("WWW-Authenticate", `Bearer realm="chorus"`)
 	}
-	c.AbortWithStatusJSON(status, protocol.ErrorResponse{Error: msg})
 }
 
 // backendFault reports errors that come from a backend, not the request.

@@ -37,20 +37,20 @@ func (s *Server) modelReady(c *gin.Context) {
 		v = nil // any version will do
 	}
 	if !s.ready.Load() {
-		s.abort(c, fmt.Errorf("%w: %q: the server is shutting down", protocol.ErrNotReady, m.Name))
+		s.abort(c, fmt.Errorf("%w: %q: the server is shutting down", protocol.ErrNotReady, m.Name()))
 		return
 	}
 	if !m.Ready(v) {
-		s.abort(c, fmt.Errorf("%w: %q: no replica is healthy", protocol.ErrNotReady, m.Name))
+		s.abort(c, fmt.Errorf("%w: %q: no replica is healthy", protocol.ErrNotReady, m.Name()))
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"name": m.Name, "ready": true})
+	c.JSON(http.StatusOK, gin.H{"name": m.Name(), "ready": true})
 }
 
 func (s *Server) v1Predict(c *gin.Context) {
 	name, verb, _ := strings.Cut(c.Param("name"), ":")
 	if verb != "predict" {
-		c.JSON(http.StatusNotFound, protocol.ErrorResponse{Error: "no route POST " + c.Request.URL.Path + ` (want /v1/models/{name}:predict)`})
+		s.abort(c, fmt.Errorf("%w POST %s (want /v1/models/{name}:predict)", errNoRoute, c.Request.URL.Path))
 		return
 	}
 	c.Params = append(c.Params[:0:0], gin.Param{Key: "name", Value: name})
@@ -73,15 +73,15 @@ func (s *Server) v1Predict(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	p, err := s.predictModel(s.requestContext(c), m, v, req.Instances, wantCache(c, req.Cache))
+	p, err := s.scorer.Predict(s.requestContext(c), m, v, req.Instances, wantCache(c, req.Cache))
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
 	setCacheHeader(c, p.cache)
-	r := render{mode: m.Mode, t: m.Temperature, members: p.members}
+	r := newRender(m.Scoring(), p.members)
 	resp := protocol.V1Response{Predictions: r.v1Predictions(p.logits, req.Output)}
-	if m.IsEnsemble() {
+	if p.ensemble {
 		resp.Parameters = ensembleParameters(p)
 		if req.Explain {
 			resp.Members = r.v1Members()
@@ -96,8 +96,9 @@ func (s *Server) v2ServerMetadata(c *gin.Context) {
 
 func (s *Server) v2ServerReady(c *gin.Context) {
 	if !s.Ready() {
-		c.Header("Retry-After", "1")
-		c.JSON(http.StatusServiceUnavailable, gin.H{"ready": false})
+		status := statusOf(protocol.ErrNotReady)
+		setStatusHeaders(c, status)
+		c.JSON(status, gin.H{"ready": false})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"ready": true})
@@ -109,19 +110,15 @@ func (s *Server) v2ModelMetadata(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	meta := m.Metadata()
+	meta, sc := m.Metadata(), m.Scoring()
 	resp := protocol.ModelMetadataResponse{
-		Name:     m.Name,
+		Name:     m.Name(),
+		Versions: m.VersionNames(),
 		Platform: meta.Platform,
 		Inputs:   []protocol.TensorMetadata{{Name: "input-0", Datatype: protocol.DatatypeBYTES, Shape: []int64{-1}}},
-		Outputs:  outputsMetadata(m.Mode, len(meta.Labels), m.IsEnsemble()),
+		Outputs:  outputsMetadata(sc.Mode, len(meta.Labels), isEnsemble(m)),
 		Parameters: map[string]any{"labels": meta.Labels, "fingerprint": meta.Fingerprint,
-			"temperature": m.Temperature},
-	}
-	for _, v := range m.Versions() {
-		if v.Name != "" {
-			resp.Versions = append(resp.Versions, v.Name)
-		}
+			"temperature": sc.Temperature},
 	}
 	c.JSON(http.StatusOK, resp)
 }
@@ -146,11 +143,11 @@ func (s *Server) v2Infer(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	if !m.IsEnsemble() && slices.Contains(req.Outputs, protocol.OutputMemberLogits) {
-		s.abort(c, fmt.Errorf("%w: output %q: %q is not an ensemble", protocol.ErrInvalidInput, protocol.OutputMemberLogits, m.Name))
+	if !isEnsemble(m) && slices.Contains(req.Outputs, protocol.OutputMemberLogits) {
+		s.abort(c, fmt.Errorf("%w: output %q: %q is not an ensemble", protocol.ErrInvalidInput, protocol.OutputMemberLogits, m.Name()))
 		return
 	}
-	p, err := s.predictModel(s.requestContext(c), m, v, req.Texts, wantCache(c, req.Cache))
+	p, err := s.scorer.Predict(s.requestContext(c), m, v, req.Texts, wantCache(c, req.Cache))
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -160,14 +157,14 @@ func (s *Server) v2Infer(c *gin.Context) {
 	if id == "" {
 		id = uuid.NewString()
 	}
-	r := render{mode: m.Mode, t: m.Temperature, members: p.members}
-	resp := protocol.InferResponse{ModelName: m.Name, ID: id, Outputs: r.v2Outputs(p.logits, req.Outputs)}
-	if p.cache.used || m.IsEnsemble() {
+	r := newRender(m.Scoring(), p.members)
+	resp := protocol.InferResponse{ModelName: m.Name(), ID: id, Outputs: r.v2Outputs(p.logits, req.Outputs)}
+	if p.cache.used || p.ensemble {
 		resp.Parameters = map[string]any{}
 		if p.cache.used {
 			resp.Parameters["cache_hits"] = p.cache.hits
 		}
-		if m.IsEnsemble() {
+		if p.ensemble {
 			maps.Copy(resp.Parameters, ensembleParameters(p))
 		}
 	}
@@ -199,6 +196,12 @@ func setCacheHeader(c *gin.Context, cr cacheResult) {
 	if cr.used {
 		c.Header("X-Chorus-Cache", cr.header())
 	}
+}
+
+// isEnsemble reports whether m combines other models.
+func isEnsemble(m Servable) bool {
+	_, ok := m.(*Ensemble)
+	return ok
 }
 
 // ensembleParameters say which members answered (and which did not).

@@ -8,8 +8,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/chorusml/chorus/cache"
 )
 
 // Metrics are Chorus's Prometheus metrics. They are registered on the
@@ -155,12 +153,23 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 
 var breakerValue = map[string]float64{"closed": 0, "half-open": 1, "open": 2}
 
+// storeCounters is what the metrics read from a store that can skip calls
+// and drop writes (Redis does; the in-process LRU does neither).
+type storeCounters interface {
+	SkippedCalls() uint64
+	DroppedWrites() uint64
+}
+
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	if r := c.s.models.Load(); r != nil {
 		for _, name := range r.Names() {
 			m, _ := r.Get(name)
-			for _, v := range m.Versions() {
+			pm, ok := m.(*Model)
+			if !ok {
+				continue // an ensemble has no replicas of its own
+			}
+			for _, v := range pm.Versions() {
 				for _, rep := range v.Pool.Replicas() {
 					healthy := 0.0
 					if rep.Healthy(now) {
@@ -178,10 +187,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(st.Misses))
 	ch <- prometheus.MustNewConstMetric(c.cacheErrs, prometheus.CounterValue, float64(st.Errors))
 	ch <- prometheus.MustNewConstMetric(c.corrupt, prometheus.CounterValue, float64(st.Corrupt))
-	var rs cache.RedisStats
-	if r, ok := c.s.cacheOpts.Store.(interface{ Stats() cache.RedisStats }); ok {
-		rs = r.Stats()
+	var skipped, dropped uint64
+	if sc, ok := c.s.scorer.cacheOpts.Store.(storeCounters); ok {
+		skipped, dropped = sc.SkippedCalls(), sc.DroppedWrites()
 	}
-	ch <- prometheus.MustNewConstMetric(c.skip, prometheus.CounterValue, float64(rs.Skipped))
-	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(rs.Dropped))
+	ch <- prometheus.MustNewConstMetric(c.skip, prometheus.CounterValue, float64(skipped))
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(dropped))
 }

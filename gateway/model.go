@@ -1,17 +1,15 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"time"
 
-	"github.com/chorusml/chorus/ensemble"
+	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/gateway/pool"
 	"github.com/chorusml/chorus/protocol"
 )
@@ -27,6 +25,43 @@ const (
 	// ModeRawLogits: KServe's --disable_postprocess strings.
 	ModeRawLogits
 )
+
+// Scoring is how a servable's raw logits become answers.
+type Scoring struct {
+	// Mode is the default output.
+	Mode Mode
+	// Temperature divides logits before every softmax (1: none; 0 is read
+	// as 1). For an ensemble it applies after combining.
+	Temperature float64
+}
+
+// Calibration is a fitted calibration file for a servable: its temperature
+// replaces Scoring.Temperature once the file is checked against the
+// servable's fingerprint and labels.
+type Calibration struct {
+	File *calibration.File
+	// AllowMismatch uses the file even when it was fitted for another
+	// fingerprint or labels (serve --allow-calibration-mismatch).
+	AllowMismatch bool
+}
+
+// ErrCalibrationMismatch: a calibration file was fitted for another model.
+var ErrCalibrationMismatch = errors.New("calibration file does not fit the model")
+
+// apply checks the calibration against meta and returns the scoring to use.
+func (c Calibration) apply(s Scoring, meta protocol.ModelMetadata) (Scoring, error) {
+	s.Temperature = cmp.Or(s.Temperature, 1)
+	if c.File == nil {
+		return s, nil
+	}
+	if err := c.File.CheckFor(meta.Fingerprint, meta.Labels); err != nil {
+		if !c.AllowMismatch || !(c.File.Temperature > 0) {
+			return s, fmt.Errorf("%w: %w", ErrCalibrationMismatch, err)
+		}
+	}
+	s.Temperature = c.File.Temperature
+	return s, nil
+}
 
 // Version is one version of a model, served by a pool of replicas.
 type Version struct {
@@ -44,81 +79,52 @@ func (v *Version) Fingerprint() string {
 	return v.Pool.Replicas()[0].Backend().Metadata().Fingerprint
 }
 
+// CachePolicy is a model's use of the logits cache.
+type CachePolicy struct {
+	// Off keeps the cache from serving the model.
+	Off bool
+	// TTL overrides the server's TTL when non-zero.
+	TTL time.Duration
+}
+
+// ModelOptions describe a model completely; NewModel checks them.
+type ModelOptions struct {
+	Name string
+	// Labels the replicas must serve (nil: the first replica's).
+	Labels []string
+	// Versions serve the model; DefaultVersion ("": the first) takes
+	// unversioned requests when no version sets traffic.
+	Versions       []*Version
+	DefaultVersion string
+	Scoring        Scoring
+	Calibration    Calibration
+	Cache          CachePolicy
+}
+
 // Model is a named model: one or more versions, each a pool of replicas.
 type Model struct {
-	Name string
-	Mode Mode
-	// CacheEnabled lets the logits cache serve this model (default true via
-	// NewModel); CacheTTL overrides the server's TTL when non-zero.
-	CacheEnabled bool
-	CacheTTL     time.Duration
-	// Temperature divides logits before every softmax (1: none). For an
-	// ensemble it applies after combining.
-	Temperature float64
-	meta        protocol.ModelMetadata
-	versions    []*Version
+	name     string
+	scoring  Scoring
+	cache    CachePolicy
+	meta     protocol.ModelMetadata
+	versions []*Version
 	// def takes unversioned requests when no version sets traffic.
 	def  *Version
 	rand func(n int) int
-	// ens and members are set for an ensemble, which has no versions.
-	ens     *ensemble.Ensemble
-	members []*Model
 }
 
-// ensembleVersion is the only "version" of an ensemble: it has no pool.
-var ensembleVersion = &Version{}
+var _ Servable = (*Model)(nil)
 
-// EnsembleMember declares one member of an ensemble.
-type EnsembleMember struct {
-	Model  *Model
-	Weight float64
-	// LabelMap renames the member's labels (member name → ensemble name).
-	LabelMap map[string]string
-}
-
-// NewEnsemble builds a model that combines members. Every member must serve
-// the ensemble's labels (labels, or else the first member's), reordered by
-// its label map; a mismatch names both members.
-func NewEnsemble(name string, mode Mode, labels []string, members []EnsembleMember, combine ensemble.Combine, minMembers int) (*Model, error) {
-	if len(members) == 0 {
-		return nil, fmt.Errorf("ensemble %s: no members", name)
+// NewModel checks that every replica of every version serves the labels
+// (or, when none are given, the labels of the first replica), that the
+// default version exists and that a calibration file fits the model.
+func NewModel(o ModelOptions) (*Model, error) {
+	if len(o.Versions) == 0 {
+		return nil, fmt.Errorf("model %s: no versions", o.Name)
 	}
-	ref := members[0].Model.Name
-	if labels == nil {
-		labels = members[0].Model.meta.Labels
-	} else {
-		ref = "the registry's labels"
-	}
-	e := &ensemble.Ensemble{Combine: combine, MinMembers: minMembers}
-	m := &Model{Name: name, Mode: mode, ens: e, CacheEnabled: true, Temperature: 1, rand: rand.IntN}
-	h := sha256.New()
-	fmt.Fprintf(h, "ensemble\ncombine=%s\n", combine)
-	for _, mem := range members {
-		perm, err := ensemble.Permutation(mem.Model.meta.Labels, labels, mem.LabelMap)
-		if err != nil {
-			return nil, fmt.Errorf("ensemble %s: member %s vs %s: %w", name, mem.Model.Name, ref, err)
-		}
-		e.Members = append(e.Members, ensemble.Member{Name: mem.Model.Name, Weight: mem.Weight, Perm: perm})
-		m.members = append(m.members, mem.Model)
-		fmt.Fprintf(h, "member=%s fp=%s weight=%v perm=%v\n", mem.Model.Name, mem.Model.meta.Fingerprint, mem.Weight, perm)
-	}
-	m.meta = protocol.ModelMetadata{Labels: labels, Fingerprint: hex.EncodeToString(h.Sum(nil)), Platform: "chorus_ensemble"}
-	return m, nil
-}
-
-// IsEnsemble reports whether the model combines other models.
-func (m *Model) IsEnsemble() bool { return m.ens != nil }
-
-// NewModel checks that every replica of every version serves labels (or,
-// when labels is nil, the labels of the first replica) and that defaultVersion
-// names a version ("" means the first).
-func NewModel(name string, mode Mode, labels []string, versions []*Version, defaultVersion string) (*Model, error) {
-	if len(versions) == 0 {
-		return nil, fmt.Errorf("model %s: no versions", name)
-	}
-	m := &Model{Name: name, Mode: mode, versions: versions, def: versions[0], rand: rand.IntN, CacheEnabled: true, Temperature: 1}
-	first := ""
-	for _, v := range versions {
+	m := &Model{name: o.Name, cache: o.Cache, versions: o.Versions, def: o.Versions[0], rand: rand.IntN}
+	labels, first := o.Labels, ""
+	for _, v := range o.Versions {
 		for _, r := range v.Pool.Replicas() {
 			meta := r.Backend().Metadata()
 			if labels == nil {
@@ -130,45 +136,60 @@ func NewModel(name string, mode Mode, labels []string, versions []*Version, defa
 				if first != "" {
 					src = "replica " + first
 				}
-				return nil, fmt.Errorf("model %s: replica %s serves labels %v, %s are %v", name, r.Name, meta.Labels, src, labels)
+				return nil, fmt.Errorf("model %s: replica %s serves labels %v, %s are %v", o.Name, r.Name, meta.Labels, src, labels)
 			}
 			if m.meta.Fingerprint == "" {
 				m.meta = meta
 			}
 		}
-		if v.Name == defaultVersion {
+		if v.Name == o.DefaultVersion {
 			m.def = v
 		}
 	}
 	m.meta.Labels = labels
-	if defaultVersion != "" && m.def.Name != defaultVersion {
-		return nil, fmt.Errorf("model %s: default version %q is not one of its versions", name, defaultVersion)
+	if o.DefaultVersion != "" && m.def.Name != o.DefaultVersion {
+		return nil, fmt.Errorf("model %s: default version %q is not one of its versions", o.Name, o.DefaultVersion)
+	}
+	var err error
+	if m.scoring, err = o.Calibration.apply(o.Scoring, m.meta); err != nil {
+		return nil, fmt.Errorf("model %s: %w", o.Name, err)
 	}
 	return m, nil
 }
 
+// Name is the name the model is served under.
+func (m *Model) Name() string { return m.name }
+
 // Metadata is the model's labels and its first replica's metadata.
 func (m *Model) Metadata() protocol.ModelMetadata { return m.meta }
+
+// Scoring is how the model's logits become answers.
+func (m *Model) Scoring() Scoring { return m.scoring }
 
 // Versions lists the model's versions.
 func (m *Model) Versions() []*Version { return m.versions }
 
+// VersionNames lists the named versions.
+func (m *Model) VersionNames() []string {
+	var out []string
+	for _, v := range m.versions {
+		if v.Name != "" {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
+
 // Route picks the version for a request: the one named, else by traffic
 // split, else the default.
 func (m *Model) Route(version string) (*Version, error) {
-	if m.ens != nil {
-		if version != "" {
-			return nil, fmt.Errorf("%w: ensemble %q has no versions", protocol.ErrModelNotFound, m.Name)
-		}
-		return ensembleVersion, nil
-	}
 	if version != "" {
 		for _, v := range m.versions {
 			if v.Name == version {
 				return v, nil
 			}
 		}
-		return nil, fmt.Errorf("%w: %q has no version %q", protocol.ErrModelNotFound, m.Name, version)
+		return nil, fmt.Errorf("%w: %q has no version %q", protocol.ErrModelNotFound, m.name, version)
 	}
 	if m.totalTraffic() == 0 {
 		return m.def, nil
@@ -191,35 +212,27 @@ func (m *Model) totalTraffic() int {
 	return t
 }
 
-// Predict scores texts on version v and checks that the backend kept the
-// contract's shape.
+// Predict scores texts on version v, bypassing any cache, and checks that
+// the backend kept the contract's shape.
 func (m *Model) Predict(ctx context.Context, v *Version, texts []string) (protocol.Logits, error) {
 	logits, err := v.Pool.Predict(ctx, texts)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", m.Name, err)
+		return nil, fmt.Errorf("model %s: %w", m.name, err)
 	}
 	if err := protocol.CheckShape(logits, len(texts), len(m.meta.Labels)); err != nil {
-		return nil, fmt.Errorf("model %s: %w: backend broke the contract: %v", m.Name, protocol.ErrBadGateway, err)
+		return nil, fmt.Errorf("model %s: %w: backend broke the contract: %v", m.name, protocol.ErrBadGateway, err)
 	}
 	return logits, nil
 }
 
-// Ready reports whether version v (nil: any version) can serve; an
-// ensemble is ready while enough members are.
+// predict goes through the scorer's cache.
+func (m *Model) predict(ctx context.Context, s *Scorer, v *Version, texts []string, useCache bool) (prediction, error) {
+	l, cr, err := s.cached(ctx, m, v, texts, useCache)
+	return prediction{logits: l, cache: cr}, err
+}
+
+// Ready reports whether version v (nil: any version) can serve.
 func (m *Model) Ready(v *Version) bool {
-	if m.ens != nil {
-		ready := 0
-		for _, mem := range m.members {
-			if mem.Ready(nil) {
-				ready++
-			}
-		}
-		need := m.ens.MinMembers
-		if need <= 0 {
-			need = len(m.members)
-		}
-		return ready >= need
-	}
 	if v != nil {
 		return v.Pool.Ready()
 	}
@@ -231,93 +244,18 @@ func (m *Model) Ready(v *Version) bool {
 	return false
 }
 
-// Start begins every pool's health checks (an ensemble's members are
-// models of their own and started as such).
+// Start begins every pool's health checks.
 func (m *Model) Start(ctx context.Context) {
 	for _, v := range m.versions {
 		v.Pool.Start(ctx)
 	}
 }
 
-// Close closes every version's pool; an ensemble owns nothing.
+// Close closes every version's pool.
 func (m *Model) Close() error {
 	var errs []error
 	for _, v := range m.versions {
 		errs = append(errs, v.Pool.Close())
-	}
-	return errors.Join(errs...)
-}
-
-// Registry maps names to models. It is immutable once built, so a reload can
-// swap a whole new one in atomically; requests hold the registry they
-// started on (acquire/release) so it is closed only after they finish.
-type Registry struct {
-	byName map[string]*Model
-	names  []string
-	// gate is held shared by every request using the registry, and
-	// exclusively by Retire while it marks the registry retired.
-	gate    sync.RWMutex
-	retired bool
-}
-
-// acquire pins the registry for one request; false once it is retired.
-func (r *Registry) acquire() bool {
-	r.gate.RLock()
-	if r.retired {
-		r.gate.RUnlock()
-		return false
-	}
-	return true
-}
-
-func (r *Registry) release() { r.gate.RUnlock() }
-
-// Retire waits for the requests still using the registry, then closes it.
-// Requests that arrive meanwhile find it retired and use the new one.
-func (r *Registry) Retire() error {
-	r.gate.Lock()
-	r.retired = true
-	r.gate.Unlock()
-	return r.Close()
-}
-
-// NewRegistry indexes models by name.
-func NewRegistry(models []*Model) (*Registry, error) {
-	r := &Registry{byName: map[string]*Model{}}
-	for _, m := range models {
-		if _, dup := r.byName[m.Name]; dup {
-			return nil, fmt.Errorf("duplicate model name %q", m.Name)
-		}
-		r.byName[m.Name] = m
-		r.names = append(r.names, m.Name)
-	}
-	return r, nil
-}
-
-// Get finds a model by name.
-func (r *Registry) Get(name string) (*Model, error) {
-	m, ok := r.byName[name]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", protocol.ErrModelNotFound, name)
-	}
-	return m, nil
-}
-
-// Names lists the models in registry order.
-func (r *Registry) Names() []string { return r.names }
-
-// Start begins every model's health checks.
-func (r *Registry) Start(ctx context.Context) {
-	for _, name := range r.names {
-		r.byName[name].Start(ctx)
-	}
-}
-
-// Close closes every model.
-func (r *Registry) Close() error {
-	var errs []error
-	for _, name := range r.names {
-		errs = append(errs, r.byName[name].Close())
 	}
 	return errors.Join(errs...)
 }

@@ -32,7 +32,7 @@ func version(t *testing.T, name string, traffic int, labels ...string) *Version 
 }
 
 func TestRouteByTraffic(t *testing.T) {
-	m, err := NewModel("sst2", ModeLabel, nil, []*Version{version(t, "1", 90, "a", "b"), version(t, "2", 10, "a", "b")}, "")
+	m, err := NewModel(ModelOptions{Name: "sst2", Versions: []*Version{version(t, "1", 90, "a", "b"), version(t, "2", 10, "a", "b")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestRouteByTraffic(t *testing.T) {
 }
 
 func TestDefaultVersion(t *testing.T) {
-	m, err := NewModel("sst2", ModeLabel, nil, []*Version{version(t, "stable", 0, "a", "b"), version(t, "next", 0, "a", "b")}, "next")
+	m, err := NewModel(ModelOptions{Name: "sst2", Versions: []*Version{version(t, "stable", 0, "a", "b"), version(t, "next", 0, "a", "b")}, DefaultVersion: "next"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,17 +66,17 @@ func TestDefaultVersion(t *testing.T) {
 			t.Fatalf("unversioned request went to %q, want the default", v.Name)
 		}
 	}
-	if _, err := NewModel("sst2", ModeLabel, nil, []*Version{version(t, "stable", 0, "a", "b")}, "nope"); err == nil {
+	if _, err := NewModel(ModelOptions{Name: "sst2", Versions: []*Version{version(t, "stable", 0, "a", "b")}, DefaultVersion: "nope"}); err == nil {
 		t.Error("unknown default version accepted")
 	}
 }
 
 func TestLabelMismatchNamesBoth(t *testing.T) {
-	_, err := NewModel("sst2", ModeLabel, nil, []*Version{version(t, "1", 0, "NEG", "POS"), version(t, "2", 0, "POS", "NEG")}, "")
+	_, err := NewModel(ModelOptions{Name: "sst2", Versions: []*Version{version(t, "1", 0, "NEG", "POS"), version(t, "2", 0, "POS", "NEG")}})
 	if err == nil || !strings.Contains(err.Error(), "2-r0") || !strings.Contains(err.Error(), "1-r0") {
 		t.Errorf("mismatch error %v should name both replicas", err)
 	}
-	_, err = NewModel("sst2", ModeLabel, []string{"NEG", "POS"}, []*Version{version(t, "1", 0, "NEG", "NEU", "POS")}, "")
+	_, err = NewModel(ModelOptions{Name: "sst2", Labels: []string{"NEG", "POS"}, Versions: []*Version{version(t, "1", 0, "NEG", "NEU", "POS")}})
 	if err == nil || !strings.Contains(err.Error(), "registry's labels") {
 		t.Errorf("mismatch with declared labels: %v", err)
 	}

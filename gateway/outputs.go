@@ -1,8 +1,7 @@
 package gateway
 
 import (
-	"math"
-
+	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/protocol"
 )
 
@@ -19,6 +18,10 @@ type render struct {
 	members []memberResult
 }
 
+func newRender(s Scoring, members []memberResult) render {
+	return render{mode: s.Mode, t: s.Temperature, members: members}
+}
+
 // memberResult is what one ensemble member contributed.
 type memberResult struct {
 	Name   string
@@ -26,41 +29,21 @@ type memberResult struct {
 	Logits protocol.Logits
 }
 
-// argmax returns the first index of the largest value, as torch.argmax does.
-func argmax(row []float32) int64 {
-	best := 0
-	for j, v := range row {
-		if v > row[best] {
-			best = j
-		}
-	}
-	return int64(best)
-}
+func argmax(row []float32) int64 { return int64(calibration.Argmax(row)) }
 
-// softmax is computed in float64 with the maximum subtracted, so large
-// logits cannot overflow, then rounded to float32 like a torch tensor.
-func softmax(row []float32) []float32 { return softmaxT(row, 1) }
-
-// softmaxT is softmax(row / t): temperature scaling. t > 0.
-func softmaxT(row []float32, t float64) []float32 {
-	m := math.Inf(-1)
-	for _, v := range row {
-		m = math.Max(m, float64(v)/t)
-	}
-	sum := 0.0
-	e := make([]float64, len(row))
-	for j, v := range row {
-		e[j] = math.Exp(float64(v)/t - m)
-		sum += e[j]
-	}
-	out := make([]float32, len(row))
-	for j := range e {
-		out[j] = float32(e[j] / sum)
+// softmax is softmax(row / t) rounded to float32 per element, as a torch
+// float32 tensor holds it: KServe formats those values, so its probability
+// strings come out byte for byte the same.
+func softmax(row []float32, t float64) []float32 {
+	p := calibration.Softmax(row, t)
+	out := make([]float32, len(p))
+	for j, v := range p {
+		out[j] = float32(v)
 	}
 	return out
 }
 
-func (r render) probs(row []float32) []float32 { return softmaxT(row, r.t) }
+func (r render) probs(row []float32) []float32 { return softmax(row, r.t) }
 
 func (r render) calibrated(row []float32) []float32 {
 	out := make([]float32, len(row))

@@ -25,7 +25,7 @@ func TestKServeStringsFromDocumentedLogits(t *testing.T) {
 }
 
 func TestSoftmaxIsStable(t *testing.T) {
-	p := softmax([]float32{1000, 999, -1000})
+	p := softmax([]float32{1000, 999, -1000}, 1)
 	sum := 0.0
 	for _, v := range p {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
@@ -52,7 +52,7 @@ func TestTemperature(t *testing.T) {
 	if hot.probs(l[0])[0] >= cold.probs(l[0])[0] {
 		t.Errorf("T=2 should flatten: %v vs %v", hot.probs(l[0]), cold.probs(l[0]))
 	}
-	want := softmax([]float32{1, 0, -0.5})
+	want := softmax([]float32{1, 0, -0.5}, 1)
 	for j, p := range hot.probs(l[0]) {
 		if math.Abs(float64(p-want[j])) > 1e-7 {
 			t.Errorf("softmax(z/2) = %v, want %v", hot.probs(l[0]), want)

@@ -18,7 +18,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/chorusml/chorus/api"
 	"github.com/chorusml/chorus/protocol"
@@ -55,15 +54,12 @@ type ServerOptions struct {
 
 // Server serves the V1 and V2 routes over a registry of models.
 type Server struct {
-	log       *slog.Logger
-	limits    Limits
-	version   string
-	cacheOpts CacheOptions
-	tracer    trace.Tracer
-	// cacheStats count hits, misses and store errors.
-	cacheStats cacheCounters
-	// flights collapses concurrent identical backend calls.
-	flights singleflight.Group
+	log     *slog.Logger
+	limits  Limits
+	version string
+	tracer  trace.Tracer
+	// scorer does the work behind the routes: cache, models, ensembles.
+	scorer *Scorer
 	// models is nil until the models have loaded; swapped whole on reload.
 	models atomic.Pointer[Registry]
 	// ready is the readiness state: false while loading, and again from the
@@ -75,19 +71,13 @@ type Server struct {
 // NewServer builds the routes. It serves nothing until SetRegistry and
 // SetReady(true) are called; liveness answers from the start.
 func NewServer(o ServerOptions) *Server {
-	if o.Cache.Namespace == "" {
-		o.Cache.Namespace = "chorus"
-	}
-	if o.Cache.TTL == 0 {
-		o.Cache.TTL = 24 * time.Hour
-	}
 	if o.Tracer == nil {
 		o.Tracer = noop.NewTracerProvider()
 	}
 	if o.Propagator == nil {
 		o.Propagator = propagation.TraceContext{}
 	}
-	s := &Server{log: o.Log, limits: o.Limits, version: o.Version, cacheOpts: o.Cache,
+	s := &Server{log: o.Log, limits: o.Limits, version: o.Version, scorer: NewScorer(o.Cache, o.Tracer),
 		tracer: o.Tracer.Tracer("github.com/chorusml/chorus/gateway")}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -105,7 +95,7 @@ func NewServer(o ServerOptions) *Server {
 		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
 	}
 	e.NoRoute(func(c *gin.Context) {
-		c.JSON(http.StatusNotFound, protocol.ErrorResponse{Error: fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path)})
+		s.abort(c, fmt.Errorf("%w %s %s", errNoRoute, c.Request.Method, c.Request.URL.Path))
 	})
 	e.NoMethod(func(c *gin.Context) {
 		// gin lists every method of /v1/models/:name, but ":predict" takes
@@ -117,7 +107,7 @@ func NewServer(o ServerOptions) *Server {
 				c.Header("Allow", "GET")
 			}
 		}
-		c.JSON(http.StatusMethodNotAllowed, protocol.ErrorResponse{Error: fmt.Sprintf("method %s not allowed on %s", c.Request.Method, c.Request.URL.Path)})
+		s.abort(c, fmt.Errorf("%w: method %s not allowed on %s", errMethodNotAllowed, c.Request.Method, c.Request.URL.Path))
 	})
 
 	e.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", api.OpenAPI) })
@@ -153,6 +143,9 @@ func NewServer(o ServerOptions) *Server {
 // Handler is the http.Handler to serve.
 func (s *Server) Handler() http.Handler { return s.engine }
 
+// CacheStats reads the cache counters.
+func (s *Server) CacheStats() CacheStats { return s.scorer.CacheStats() }
+
 // SetRegistry installs the models to serve and returns the previous set.
 func (s *Server) SetRegistry(r *Registry) *Registry { return s.models.Swap(r) }
 
@@ -186,14 +179,14 @@ func (s *Server) pinRegistry(c *gin.Context) {
 // (the one in the path; else by traffic split or the default), or says why
 // it cannot. While the server drains, models still answer: readiness tells
 // load balancers to stop sending, and what was accepted is served.
-func (s *Server) model(c *gin.Context) (*Model, *Version, error) {
+func (s *Server) model(c *gin.Context) (Servable, *Version, error) {
 	r, _ := c.Value(registryKey).(*Registry)
 	return resolve(r, c.Param("name"), c.Param("version"))
 }
 
 // resolve finds a model in r and routes to a version ("" by traffic or the
 // default).
-func resolve(r *Registry, name, version string) (*Model, *Version, error) {
+func resolve(r *Registry, name, version string) (Servable, *Version, error) {
 	if r == nil {
 		return nil, nil, fmt.Errorf("%w: models are still loading", protocol.ErrNotReady)
 	}

@@ -56,7 +56,7 @@ func newServerWith(t testing.TB, co gateway.CacheOptions) *gateway.Server {
 		{"raw", "sentiment3-tiny", "", gateway.ModeRawLogits},
 		{"bert", "bert-tiny-tt", "3", gateway.ModeLabel},
 	}
-	var ms []*gateway.Model
+	var ms []gateway.Servable
 	for _, s := range specs {
 		p, err := rt.Open(filepath.Join(models, s.dir), onnx.Options{IntraOpThreads: 1})
 		if err != nil {
@@ -86,7 +86,7 @@ func newModel(t testing.TB, name, version string, mode gateway.Mode, ps ...proto
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := gateway.NewModel(name, mode, nil, []*gateway.Version{{Name: version, Pool: pl}}, "")
+	m, err := gateway.NewModel(gateway.ModelOptions{Name: name, Versions: []*gateway.Version{{Name: version, Pool: pl}}, Scoring: gateway.Scoring{Mode: mode}})
 	if err != nil {
 		t.Fatal(err)
 	}

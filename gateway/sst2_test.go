@@ -29,7 +29,7 @@ func TestRealSST2(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newModel(t, "distilbert", "", gateway.ModeProbabilities, p)
-	reg, err := gateway.NewRegistry([]*gateway.Model{m})
+	reg, err := gateway.NewRegistry([]gateway.Servable{m})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package kserve
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +29,23 @@ const (
 	LogitsTensor = "tensor"
 )
 
+// Protocols are the valid Config.Protocol values; DefaultProtocol is the
+// registry's default.
+var Protocols = []string{"v1", "v2"}
+
+// LogitsFormats are the valid Config.Logits values.
+var LogitsFormats = []string{LogitsKServe, LogitsTensor}
+
+// Defaults of a remote replica. The registry (gateway/config) fills its
+// defaults from them.
+const (
+	DefaultProtocol         = "v2"
+	DefaultLogits           = LogitsKServe
+	DefaultOutputName       = protocol.OutputLogits
+	DefaultTimeout          = 10 * time.Second
+	DefaultMaxResponseBytes = 64 << 20
+)
+
 // Config says how to reach one remote predictor.
 type Config struct {
 	// URL is the server's base URL, e.g. http://10.0.0.5:8080.
@@ -37,7 +56,8 @@ type Config struct {
 	Protocol string
 	// Logits is LogitsKServe or LogitsTensor.
 	Logits string
-	// OutputName is the V2 tensor holding logits (LogitsTensor). Default "logits".
+	// OutputName is the V2 tensor holding logits (LogitsTensor). Default
+	// DefaultOutputName.
 	OutputName string
 	// Labels are the model's labels, declared in the registry: remote
 	// protocols do not carry them.
@@ -47,11 +67,11 @@ type Config struct {
 	// the model name and labels it makes the fingerprint the cache keys
 	// logits by. It is the same for every replica of a model, not per URL.
 	Revision string
-	// Timeout bounds one attempt. Default 10s.
+	// Timeout bounds one attempt. Default DefaultTimeout.
 	Timeout time.Duration
 	// Headers are sent with every request (e.g. Host for a KServe ingress).
 	Headers map[string]string
-	// MaxResponseBytes bounds a response body. Default 64 MiB.
+	// MaxResponseBytes bounds a response body. Default DefaultMaxResponseBytes.
 	MaxResponseBytes int64
 	// Client sends the requests; share one so connections are pooled and
 	// kept alive. Default: a client with its own pooled transport.
@@ -75,22 +95,16 @@ func New(cfg Config) (*Backend, error) {
 		return nil, errors.New("kserve backend: URL is required")
 	case cfg.Model == "":
 		return nil, errors.New("kserve backend: model name is required")
-	case cfg.Protocol != "v1" && cfg.Protocol != "v2":
+	case !slices.Contains(Protocols, cfg.Protocol):
 		return nil, fmt.Errorf("kserve backend: protocol %q, want v1 or v2", cfg.Protocol)
-	case cfg.Logits != LogitsKServe && cfg.Logits != LogitsTensor:
+	case !slices.Contains(LogitsFormats, cfg.Logits):
 		return nil, fmt.Errorf("kserve backend: logits %q, want %s or %s", cfg.Logits, LogitsKServe, LogitsTensor)
 	case len(cfg.Labels) == 0:
 		return nil, errors.New("kserve backend: labels are required")
 	}
-	if cfg.OutputName == "" {
-		cfg.OutputName = protocol.OutputLogits
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 10 * time.Second
-	}
-	if cfg.MaxResponseBytes == 0 {
-		cfg.MaxResponseBytes = 64 << 20
-	}
+	cfg.OutputName = cmp.Or(cfg.OutputName, DefaultOutputName)
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	cfg.MaxResponseBytes = cmp.Or(cfg.MaxResponseBytes, DefaultMaxResponseBytes)
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Transport: NewTransport()}
 	}
@@ -145,14 +159,14 @@ func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits,
 		body, err = json.Marshal(req)
 	} else {
 		path = "/v2/models/" + b.cfg.Model + "/infer"
-		req := map[string]any{"inputs": []map[string]any{{"name": "input-0", "shape": []int{len(texts)}, "datatype": protocol.DatatypeBYTES, "data": texts}}}
-		if id := protocol.RequestID(ctx); id != "" {
-			req["id"] = id
-		}
+		var outputs []string
 		if b.cfg.Logits == LogitsTensor {
-			req["outputs"] = []map[string]string{{"name": b.cfg.OutputName}}
+			outputs = append(outputs, b.cfg.OutputName)
 		}
-		body, err = json.Marshal(req)
+		var req protocol.InferRequest
+		if req, err = protocol.TextRequest(protocol.RequestID(ctx), texts, outputs...); err == nil {
+			body, err = json.Marshal(req)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
@@ -297,55 +311,37 @@ func v1Row(raw json.RawMessage, format string) ([]float32, error) {
 }
 
 func (b *Backend) decodeV2(data []byte) (protocol.Logits, error) {
-	var resp struct {
-		Outputs []struct {
-			Name     string          `json:"name"`
-			Shape    []int           `json:"shape"`
-			Datatype string          `json:"datatype"`
-			Data     json.RawMessage `json:"data"`
-		} `json:"outputs"`
+	resp, err := protocol.DecodeResponse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", protocol.ErrBadGateway, err)
 	}
-	if err := json.Unmarshal(data, &resp); err != nil {
-		return nil, fmt.Errorf("%w: V2 response is not JSON: %v", protocol.ErrBadGateway, err)
-	}
-	want := protocol.OutputDefault
 	if b.cfg.Logits == LogitsTensor {
-		want = b.cfg.OutputName
-	}
-	for _, o := range resp.Outputs {
-		if o.Name != want {
-			continue
-		}
-		if b.cfg.Logits == LogitsKServe {
-			var strs []string
-			if o.Datatype != protocol.DatatypeBYTES || json.Unmarshal(o.Data, &strs) != nil {
-				return nil, fmt.Errorf("%w: output %q is %s, want BYTES string-dicts of logits (is the remote running with --disable_postprocess?)", protocol.ErrBadGateway, want, o.Datatype)
+		o, err := resp.Output(b.cfg.OutputName)
+		if err == nil {
+			var l protocol.Logits
+			if l, err = o.Rows(); err == nil {
+				return l, nil
 			}
-			out := make(protocol.Logits, len(strs))
-			for i, s := range strs {
-				row, err := protocol.ParsePyDict(s)
-				if err != nil {
-					return nil, fmt.Errorf("output %q[%d]: %w", want, i, err)
-				}
-				out[i] = row
-			}
-			return out, nil
 		}
-		var flat []float32
-		if o.Datatype != protocol.DatatypeFP32 || len(o.Shape) != 2 || json.Unmarshal(o.Data, &flat) != nil {
-			return nil, fmt.Errorf("%w: output %q is %s %v, want FP32 [n, k]", protocol.ErrBadGateway, want, o.Datatype, o.Shape)
-		}
-		n, k := o.Shape[0], o.Shape[1]
-		if n < 0 || k <= 0 || n*k != len(flat) {
-			return nil, fmt.Errorf("%w: output %q has shape %v but %d values", protocol.ErrBadGateway, want, o.Shape, len(flat))
-		}
-		out := make(protocol.Logits, n)
-		for i := range out {
-			out[i] = flat[i*k : (i+1)*k]
-		}
-		return out, nil
+		return nil, fmt.Errorf("%w: %v", protocol.ErrBadGateway, err)
 	}
-	return nil, fmt.Errorf("%w: response has no output %q", protocol.ErrBadGateway, want)
+	o, err := resp.Output(protocol.OutputDefault)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", protocol.ErrBadGateway, err)
+	}
+	strs, err := o.Strings()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v: want string-dicts of logits (is the remote running with --return_raw_logits, or --disable_postprocess?)", protocol.ErrBadGateway, err)
+	}
+	out := make(protocol.Logits, len(strs))
+	for i, s := range strs {
+		row, err := protocol.ParsePyDict(s)
+		if err != nil {
+			return nil, fmt.Errorf("output %q[%d]: %w", o.Name, i, err)
+		}
+		out[i] = row
+	}
+	return out, nil
 }
 
 // Ready asks the remote whether the model can serve: GET
@@ -372,4 +368,32 @@ func (b *Backend) Ready(ctx context.Context) error {
 		return fmt.Errorf("%s: health: HTTP %d: %w", b.Name(), resp.StatusCode, protocol.ErrUnavailable)
 	}
 	return nil
+}
+
+// FetchMetadata asks a V2 server for a model's metadata: GET
+// /v2/models/{model}. Chorus reports labels and its fingerprint in
+// parameters (other servers may not).
+func FetchMetadata(ctx context.Context, client *http.Client, baseURL, model string) (protocol.ModelMetadataResponse, error) {
+	var md protocol.ModelMetadataResponse
+	url := strings.TrimRight(baseURL, "/") + "/v2/models/" + model
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return md, fmt.Errorf("model metadata: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return md, fmt.Errorf("model metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return md, fmt.Errorf("model metadata from %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return md, fmt.Errorf("model metadata from %s: HTTP %d: %s", url, resp.StatusCode, protocol.Clip(string(body), 200))
+	}
+	if err := json.Unmarshal(body, &md); err != nil {
+		return md, fmt.Errorf("model metadata from %s: %w", url, err)
+	}
+	return md, nil
 }

@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -34,19 +35,18 @@ type Batching struct {
 // Enabled reports whether batching is configured.
 func (b Batching) Enabled() bool { return b.MaxBatchSize > 0 || b.MaxQueueDelay > 0 }
 
+// DefaultBatching is what the zero fields of an enabled Batching take. The
+// registry (gateway/config) fills its defaults from it.
+func DefaultBatching() Batching {
+	return Batching{MaxBatchSize: 32, MaxBatchTokens: 8192, MaxQueueDelay: 2 * time.Millisecond, QueueSize: 1024}
+}
+
 func (b Batching) withDefaults() Batching {
-	if b.MaxBatchSize <= 0 {
-		b.MaxBatchSize = 32
-	}
-	if b.MaxBatchTokens <= 0 {
-		b.MaxBatchTokens = 8192
-	}
-	if b.MaxQueueDelay <= 0 {
-		b.MaxQueueDelay = 2 * time.Millisecond
-	}
-	if b.QueueSize <= 0 {
-		b.QueueSize = 1024
-	}
+	d := DefaultBatching()
+	b.MaxBatchSize = cmp.Or(b.MaxBatchSize, d.MaxBatchSize)
+	b.MaxBatchTokens = cmp.Or(b.MaxBatchTokens, d.MaxBatchTokens)
+	b.MaxQueueDelay = cmp.Or(b.MaxQueueDelay, d.MaxQueueDelay)
+	b.QueueSize = cmp.Or(b.QueueSize, d.QueueSize)
 	return b
 }
 

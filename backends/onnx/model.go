@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,21 @@ type Options struct {
 	// Default 0: no bound.
 	MaxRequestTokens int
 }
+
+// GraphOptimizations are the valid GraphOptimization names, weakest first;
+// DefaultGraphOptimization is ONNX Runtime's own default.
+var GraphOptimizations = []string{"disable", "basic", "extended", "all"}
+
+// DefaultGraphOptimization is what "" means.
+const DefaultGraphOptimization = "all"
+
+// DeviceCPU is the default device; CUDA devices are "cuda:N" (ValidDevice).
+const DeviceCPU = "cpu"
+
+var cudaRE = regexp.MustCompile(`^cuda:[0-9]+$`)
+
+// ValidDevice reports whether d names a device Options.Device accepts.
+func ValidDevice(d string) bool { return d == "" || d == DeviceCPU || cudaRE.MatchString(d) }
 
 var graphLevels = map[string]ort.GraphOptimizationLevel{
 	"disable": ort.GraphOptimizationLevelDisableAll, "basic": ort.GraphOptimizationLevelEnableBasic,

@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,10 +21,7 @@ import (
 	"github.com/chorusml/chorus/backends/onnx"
 	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/calibration/report"
-	"github.com/chorusml/chorus/gateway"
-	"github.com/chorusml/chorus/gateway/config"
 	"github.com/chorusml/chorus/protocol"
-	"github.com/chorusml/chorus/storage"
 )
 
 type calibrateFlags struct {
@@ -169,10 +164,15 @@ func calibrate(ctx context.Context, cmd *cobra.Command, f *calibrateFlags) error
 			{Title: fmt.Sprintf("after (T = %.3f), %s", t.T, filepath.Base(test.path)), M: s.After}}
 	}
 
-	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "temperature: %.6f (fitted on %d examples of %s)\n", t.T, fit.n(), fit.path)
-	if t.Note != "" {
-		fmt.Fprintf(w, "note: %s\n", t.Note)
+	return writeCalibration(cmd.OutOrStdout(), f, out, fit, rows, panels)
+}
+
+// writeCalibration prints the table and writes calibration.json and the
+// reliability diagrams.
+func writeCalibration(w io.Writer, f *calibrateFlags, out calibration.File, fit *splitData, rows []report.Row, panels []report.Panel) error {
+	fmt.Fprintf(w, "temperature: %.6f (fitted on %d examples of %s)\n", out.Temperature, fit.n(), fit.path)
+	if out.Note != "" {
+		fmt.Fprintf(w, "note: %s\n", out.Note)
 	}
 	if err := report.Table(w, rows); err != nil {
 		return err
@@ -305,123 +305,3 @@ func newBar(w io.Writer, n int, what string) *progressbar.ProgressBar {
 		progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
 }
-
-// localScorer scores in-process with the registry's models.
-type localScorer struct {
-	srv   *gateway.Server
-	reg   *gateway.Registry
-	rt    *onnx.Runtime
-	model string
-	meta  protocol.ModelMetadata
-}
-
-func newLocalScorer(ctx context.Context, f *calibrateFlags, logw io.Writer) (*localScorer, error) {
-	cfg, err := config.Load(f.config)
-	if err != nil {
-		return nil, err
-	}
-	rt, err := onnx.NewRuntime(f.ortLib)
-	if err != nil {
-		return nil, err
-	}
-	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	// Every temperature is ignored here: calibration fits on raw logits.
-	reg, err := loadModels(ctx, rt, storage.HubFromEnv(os.Getenv), cfg, true, nil, nil, log)
-	if err != nil {
-		rt.Close()
-		return nil, err
-	}
-	srv := gateway.NewServer(gateway.ServerOptions{Log: log, Limits: gateway.Limits{MaxBodyBytes: 1, MaxInstances: 1, MaxTextChars: 1}})
-	srv.SetRegistry(reg)
-	srv.SetReady(true)
-	_, meta, err := srv.Logits(ctx, f.model, []string{""})
-	if err != nil {
-		reg.Close()
-		rt.Close()
-		return nil, err
-	}
-	return &localScorer{srv: srv, reg: reg, rt: rt, model: f.model, meta: meta}, nil
-}
-
-func (l *localScorer) score(ctx context.Context, texts []string) (protocol.Logits, error) {
-	out, _, err := l.srv.Logits(ctx, l.model, texts)
-	return out, err
-}
-func (l *localScorer) labels() []string    { return l.meta.Labels }
-func (l *localScorer) fingerprint() string { return l.meta.Fingerprint }
-func (l *localScorer) close()              { l.reg.Close(); l.rt.Close() }
-
-// remoteScorer scores against a running gateway over V2.
-type remoteScorer struct {
-	url, model string
-	client     *http.Client
-	lbls       []string
-	fp         string
-}
-
-func newRemoteScorer(ctx context.Context, f *calibrateFlags) (*remoteScorer, error) {
-	r := &remoteScorer{url: strings.TrimRight(f.url, "/"), model: f.model, client: &http.Client{Timeout: time.Minute}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/v2/models/"+f.model, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("model metadata: %w", err)
-	}
-	defer resp.Body.Close()
-	var md protocol.ModelMetadataResponse
-	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil || resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("model metadata from %s: HTTP %d %v", r.url, resp.StatusCode, err)
-	}
-	if ls, ok := md.Parameters["labels"].([]any); ok {
-		for _, l := range ls {
-			r.lbls = append(r.lbls, fmt.Sprint(l))
-		}
-	}
-	r.fp, _ = md.Parameters["fingerprint"].(string)
-	if len(r.lbls) == 0 {
-		r.lbls = f.labels
-	}
-	return r, nil
-}
-
-func (r *remoteScorer) score(ctx context.Context, texts []string) (protocol.Logits, error) {
-	body, _ := json.Marshal(map[string]any{
-		"inputs":     []map[string]any{{"name": "input-0", "shape": []int{len(texts)}, "datatype": "BYTES", "data": texts}},
-		"outputs":    []map[string]string{{"name": protocol.OutputLogits}},
-		"parameters": map[string]any{"cache": true},
-	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url+"/v2/models/"+r.model+"/infer", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Error   string
-		Outputs []struct {
-			Shape []int
-			Data  []float32
-		}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("HTTP %d: %w", resp.StatusCode, err)
-	}
-	if resp.StatusCode != http.StatusOK || len(out.Outputs) != 1 || len(out.Outputs[0].Shape) != 2 {
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, out.Error)
-	}
-	k := out.Outputs[0].Shape[1]
-	l := make(protocol.Logits, len(texts))
-	for i := range l {
-		l[i] = out.Outputs[0].Data[i*k : (i+1)*k]
-	}
-	return l, nil
-}
-func (r *remoteScorer) labels() []string    { return r.lbls }
-func (r *remoteScorer) fingerprint() string { return r.fp }
-func (r *remoteScorer) close()              {}

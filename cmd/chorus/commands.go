@@ -102,8 +102,8 @@ func (f *serveFlags) loadConfig() (*config.Config, error) {
 			ReturnProbabilities: f.returnProbabilities,
 			DisablePostprocess:  f.disablePostprocess,
 			Replicas:            []config.Replica{replica},
-		}}}).WithDefaults()
-		if err := cfg.Validate("."); err != nil {
+		}}})
+		if err := cfg.Complete("."); err != nil {
 			return nil, err
 		}
 	default:
@@ -152,9 +152,10 @@ Hugging Face server.`,
 	serveF.register(serveCmd.Flags())
 
 	var validatePath string
+	var validatePrint bool
 	validateCmd := &cobra.Command{
 		Use:   "validate",
-		Short: "Check a registry file without serving it",
+		Short: "Check a registry file without serving it (--print: the effective registry, defaults filled in)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if validatePath == "" {
@@ -164,11 +165,20 @@ Hugging Face server.`,
 			if err != nil {
 				return err
 			}
+			if validatePrint {
+				out, err := cfg.Marshal()
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(out)
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d models)\n", validatePath, len(cfg.Models))
 			return nil
 		},
 	}
 	validateCmd.Flags().StringVar(&validatePath, "config", "", "registry file to check")
+	validateCmd.Flags().BoolVar(&validatePrint, "print", false, "print the effective registry as YAML, every default filled in")
 
 	root.AddCommand(serveCmd, validateCmd, newPullCommand(), newCalibrateCommand(), newProbeCommand())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })

@@ -1,6 +1,10 @@
 package config
 
-import "github.com/chorusml/chorus/storage"
+import (
+	"cmp"
+
+	"github.com/chorusml/chorus/storage"
+)
 
 // Config is a whole registry file.
 type Config struct {
@@ -23,7 +27,7 @@ type Cache struct {
 	// for TLS. The password may also come from $CHORUS_REDIS_PASSWORD.
 	URL string `yaml:"url"`
 	// Addrs are Sentinel (with master_name) or Cluster seeds, instead of url.
-	Addrs      []string `yaml:"addrs"`
+	Addrs      []string `yaml:"addrs,omitempty"`
 	MasterName string   `yaml:"master_name"`
 	// TTL of an entry unless its model says otherwise. Default 24h.
 	TTL Duration `yaml:"ttl"`
@@ -82,7 +86,7 @@ type Timeouts struct {
 
 // Auth configures API keys. Without a keys file every client is let in.
 type Auth struct {
-	// KeysFile lists the API keys (see configs/keys.example.yaml); relative
+	// KeysFile lists the API keys (see configs/auth/keys.example.yaml); relative
 	// to this file.
 	KeysFile string `yaml:"keys_file"`
 }
@@ -105,14 +109,6 @@ type Limits struct {
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
 }
 
-// Default limits.
-const (
-	DefaultHTTPPort     = 8080
-	DefaultMaxBodyBytes = 4 << 20
-	DefaultMaxInstances = 256
-	DefaultMaxTextChars = 100_000
-)
-
 // Model is one entry of the registry.
 type Model struct {
 	// Name addresses the model in /v1/models/{name} and /v2/models/{name}.
@@ -121,7 +117,7 @@ type Model struct {
 	// Labels are the class names by index. Optional for in-process models
 	// (checked against each backend's config.json when given); required when
 	// any replica is remote, since remote protocols do not carry them.
-	Labels []string `yaml:"labels"`
+	Labels []string `yaml:"labels,omitempty"`
 	// Version, if set, is reported as model_version and makes
 	// /v2/models/{name}/versions/{version} resolve. Default: none (null).
 	// Exclusive with versions.
@@ -135,11 +131,11 @@ type Model struct {
 	DisablePostprocess bool `yaml:"disable_postprocess"`
 	// Replicas serve the model; requests are spread over them. At least one,
 	// unless versions are given.
-	Replicas []Replica `yaml:"replicas"`
+	Replicas []Replica `yaml:"replicas,omitempty"`
 	// Versions serve the model side by side, each with its own replicas:
 	// /v2/models/{name}/versions/{v}/infer picks one; unversioned requests
 	// go to default_version, or are split by the versions' traffic.
-	Versions []Version `yaml:"versions"`
+	Versions []Version `yaml:"versions,omitempty"`
 	// DefaultVersion takes unversioned requests when no version sets
 	// traffic. Default: the first version.
 	DefaultVersion string `yaml:"default_version"`
@@ -158,7 +154,7 @@ type Model struct {
 	Calibration string `yaml:"calibration"`
 	// Members make this model an ensemble of other models in the registry
 	// (not ensembles themselves). Exclusive with replicas and versions.
-	Members []Member `yaml:"members"`
+	Members []Member `yaml:"members,omitempty"`
 	// Combine is how an ensemble combines members: mean_logits (default:
 	// weighted logit averaging), mean_probs or majority_vote. The model's
 	// temperature/calibration applies after combining.
@@ -176,7 +172,7 @@ type Member struct {
 	Weight float64 `yaml:"weight"`
 	// LabelMap renames the member's labels to the ensemble's (member label:
 	// ensemble label), for members whose labels differ in name or order.
-	LabelMap map[string]string `yaml:"label_map"`
+	LabelMap map[string]string `yaml:"label_map,omitempty"`
 }
 
 // IsEnsemble reports whether the model combines other models.
@@ -191,7 +187,7 @@ type Version struct {
 	// version's traffic is 0 (default_version takes all) or they sum to 100.
 	Traffic int `yaml:"traffic"`
 	// Replicas serve this version. At least one.
-	Replicas []Replica `yaml:"replicas"`
+	Replicas []Replica `yaml:"replicas,omitempty"`
 }
 
 // Pool tunes replica selection, retries and health. Zero means the default.
@@ -284,8 +280,6 @@ type Replica struct {
 	MaxRequestTokens int `yaml:"max_request_tokens"`
 	// Batching runs concurrent requests to this replica together. Default off.
 	Batching Batching `yaml:"batching"`
-	// Location is model_dir or storage_uri, parsed; set by Validate.
-	Location storage.Location `yaml:"-"`
 
 	// type: kserve
 
@@ -307,7 +301,7 @@ type Replica struct {
 	// Timeout bounds one attempt. Default 10s.
 	Timeout Duration `yaml:"timeout"`
 	// Headers are sent with every request, e.g. Host for a KServe ingress.
-	Headers map[string]string `yaml:"headers"`
+	Headers map[string]string `yaml:"headers,omitempty"`
 	// TLS configures https:// URLs.
 	TLS TLS `yaml:"tls"`
 }
@@ -339,6 +333,12 @@ type TLS struct {
 	ServerName string `yaml:"server_name"`
 	// InsecureSkipVerify skips verification. For tests only.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Location is where an onnx replica's model folder is: model_dir or
+// storage_uri, parsed (Complete made relative paths absolute).
+func (r *Replica) Location() (storage.Location, error) {
+	return storage.Parse(cmp.Or(r.StorageURI, r.ModelDir), "")
 }
 
 // Backend types.

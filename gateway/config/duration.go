@@ -23,3 +23,6 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	*d = Duration(v)
 	return nil
 }
+
+// MarshalYAML writes the duration as Go prints it ("30s", "1m30s").
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +19,7 @@ import (
 	"github.com/chorusml/chorus/protocol"
 )
 
-// Options tune a pool. Zero fields take the defaults in Defaults.
+// Options tune a pool. Zero fields take DefaultOptions.
 type Options struct {
 	// Policy is PolicyLeastOutstanding (default), PolicyRoundRobin or PolicyWeighted.
 	Policy string
@@ -56,38 +57,45 @@ type Options struct {
 	Tracer trace.Tracer
 }
 
-// Defaults fills the zero fields of o.
-func (o Options) Defaults() Options {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
+// DefaultOptions are the values zero Options fields take. The registry
+// (gateway/config) fills its defaults from them, so they live here only.
+func DefaultOptions() Options {
+	return Options{
+		Policy:              PolicyLeastOutstanding,
+		Attempts:            3,
+		Budget:              30 * time.Second,
+		EjectAfter:          3,
+		EjectFor:            time.Second,
+		EjectMax:            30 * time.Second,
+		BreakerMinRequests:  10,
+		BreakerFailureRatio: 0.5,
+		BreakerWindow:       10 * time.Second,
+		BreakerTimeout:      5 * time.Second,
+		HealthInterval:      2 * time.Second,
+		HealthTimeout:       time.Second,
+		Fall:                2,
+		Rise:                1,
 	}
-	defD := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if o.Policy == "" {
-		o.Policy = PolicyLeastOutstanding
-	}
-	def(&o.Attempts, 3)
-	def(&o.EjectAfter, 3)
-	def(&o.Fall, 2)
-	def(&o.Rise, 1)
-	defD(&o.Budget, 30*time.Second)
-	defD(&o.EjectFor, time.Second)
-	defD(&o.EjectMax, 30*time.Second)
-	defD(&o.BreakerWindow, 10*time.Second)
-	defD(&o.BreakerTimeout, 5*time.Second)
-	defD(&o.HealthInterval, 2*time.Second)
-	defD(&o.HealthTimeout, time.Second)
-	if o.BreakerMinRequests == 0 {
-		o.BreakerMinRequests = 10
-	}
-	if o.BreakerFailureRatio == 0 {
-		o.BreakerFailureRatio = 0.5
-	}
+}
+
+// withDefaults fills the zero fields of o from DefaultOptions, and the
+// clock, randomness and tracer.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	o.Policy = cmp.Or(o.Policy, d.Policy)
+	o.Attempts = cmp.Or(o.Attempts, d.Attempts)
+	o.Budget = cmp.Or(o.Budget, d.Budget)
+	o.EjectAfter = cmp.Or(o.EjectAfter, d.EjectAfter)
+	o.EjectFor = cmp.Or(o.EjectFor, d.EjectFor)
+	o.EjectMax = cmp.Or(o.EjectMax, d.EjectMax)
+	o.BreakerMinRequests = cmp.Or(o.BreakerMinRequests, d.BreakerMinRequests)
+	o.BreakerFailureRatio = cmp.Or(o.BreakerFailureRatio, d.BreakerFailureRatio)
+	o.BreakerWindow = cmp.Or(o.BreakerWindow, d.BreakerWindow)
+	o.BreakerTimeout = cmp.Or(o.BreakerTimeout, d.BreakerTimeout)
+	o.HealthInterval = cmp.Or(o.HealthInterval, d.HealthInterval)
+	o.HealthTimeout = cmp.Or(o.HealthTimeout, d.HealthTimeout)
+	o.Fall = cmp.Or(o.Fall, d.Fall)
+	o.Rise = cmp.Or(o.Rise, d.Rise)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -114,7 +122,7 @@ func New(replicas []*Replica, opts Options) (*Pool, error) {
 	if len(replicas) == 0 {
 		return nil, errors.New("pool: no replicas")
 	}
-	opts = opts.Defaults()
+	opts = opts.withDefaults()
 	for _, r := range replicas {
 		r.maxInflight = int64(opts.MaxInFlight)
 		r.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{

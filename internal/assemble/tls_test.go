@@ -1,4 +1,4 @@
-package main
+package assemble
 
 import (
 	"crypto/ecdsa"
@@ -81,7 +81,7 @@ func TestRemoteTLSWithClientCertificate(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 
-	b := &builder{clients: map[config.TLS]*http.Client{}, tracing: &telemetry.Tracing{Provider: noop.NewTracerProvider()}}
+	b := &builder{Deps: Deps{Tracing: &telemetry.Tracing{Provider: noop.NewTracerProvider()}}, clients: map[config.TLS]*http.Client{}}
 	withCert, err := b.client(config.TLS{CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "client.pem"), KeyFile: filepath.Join(dir, "client-key.pem")})
 	if err != nil {
 		t.Fatal(err)
