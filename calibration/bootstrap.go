@@ -21,6 +21,11 @@ type Intervals struct {
 	ECE          Interval
 	AdaptiveECE  Interval
 	ClasswiseECE Interval
+	// Bins are intervals of the accuracy in each equal-width reliability
+	// bin, over the replicates in which the bin is not empty; ClassBins
+	// the same per class. For the diagrams; not written to files.
+	Bins      []Interval   `json:"-"`
+	ClassBins [][]Interval `json:"-"`
 }
 
 // Level95 is the coverage of the intervals Chorus reports.
@@ -72,15 +77,50 @@ func resampler(n int, seed uint64) func() []int {
 // bootstrap computes the intervals over resamples drawn by next.
 func (s *scored) bootstrap(next func() []int, resamples int) Intervals {
 	var nll, ece, aece, cece []float64
+	bins := make([][]float64, s.bins)
+	classBins := make([][][]float64, s.k)
+	for j := range classBins {
+		classBins[j] = make([][]float64, s.bins)
+	}
 	for range resamples {
-		m := s.metrics(next(), false)
+		m := s.metrics(next(), true)
 		nll = append(nll, m.NLL)
 		ece = append(ece, m.ECE)
 		aece = append(aece, m.AdaptiveECE)
 		cece = append(cece, m.ClasswiseECE)
+		for b, bin := range m.Bins {
+			if bin.Count > 0 {
+				bins[b] = append(bins[b], bin.Accuracy)
+			}
+		}
+		for j, cb := range m.ClassBins {
+			for b, bin := range cb {
+				if bin.Count > 0 {
+					classBins[j][b] = append(classBins[j][b], bin.Accuracy)
+				}
+			}
+		}
 	}
-	iv := func(x []float64) Interval { return Interval{Lo: quantile(x, 0.025), Hi: quantile(x, 0.975)} }
-	return Intervals{Level: Level95, Resamples: resamples, NLL: iv(nll), ECE: iv(ece), AdaptiveECE: iv(aece), ClasswiseECE: iv(cece)}
+	in := Intervals{Level: Level95, Resamples: resamples, NLL: interval(nll), ECE: interval(ece),
+		AdaptiveECE: interval(aece), ClasswiseECE: interval(cece), Bins: make([]Interval, s.bins), ClassBins: make([][]Interval, s.k)}
+	for b, x := range bins {
+		in.Bins[b] = interval(x)
+	}
+	for j, cb := range classBins {
+		in.ClassBins[j] = make([]Interval, s.bins)
+		for b, x := range cb {
+			in.ClassBins[j][b] = interval(x)
+		}
+	}
+	return in
+}
+
+// interval is the central 95% of x, or the zero Interval when x is empty.
+func interval(x []float64) Interval {
+	if len(x) == 0 {
+		return Interval{}
+	}
+	return Interval{Lo: quantile(x, 0.025), Hi: quantile(x, 0.975)}
 }
 
 // quantile is numpy.quantile's default (linear interpolation between the

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -72,9 +73,32 @@ func TestVectorBeatsTemperatureOnPerClassMiscalibration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("held out: raw NLL %.4f ECE %.4f aECE %.4f acc %.4f", raw.NLL, raw.ECE, raw.AdaptiveECE, raw.Accuracy)
-	t.Logf("T=%.3f:    NLL %.4f ECE %.4f aECE %.4f acc %.4f", temp.T, byT.NLL, byT.ECE, byT.AdaptiveECE, byT.Accuracy)
-	t.Logf("vector:     NLL %.4f ECE %.4f aECE %.4f acc %.4f (a %.3f, b %.3f)", byV.NLL, byV.ECE, byV.AdaptiveECE, byV.Accuracy, vec.Scale, vec.Bias)
+	// Bootstrap intervals, on the same resamples (the same seed): the NLL
+	// intervals are disjoint; the ECEs of vector scaling sit below the
+	// intervals of temperature's. (Resampling adds noise, which ECE counts
+	// as miscalibration: a replicate's ECE is biased upwards, and for a
+	// well calibrated model the interval can sit above the point estimate.)
+	vecZ := vec.ApplyAll(testZ)
+	for _, r := range []struct {
+		name string
+		m    *Metrics
+		z    [][]float64
+		t    float64
+	}{{"raw", &raw, testZ, 1}, {fmt.Sprintf("T=%.3f", temp.T), &byT, testZ, temp.T}, {"vector", &byV, vecZ, 1}} {
+		ci, err := Bootstrap(r.z, testY, r.t, 15, 200, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.m.CI = &ci
+		t.Logf("held out, %-8s acc %.4f  NLL %.4f [%.4f, %.4f]  ECE %.4f [%.4f, %.4f]  adaptive ECE %.4f [%.4f, %.4f]  classwise ECE %.4f [%.4f, %.4f]",
+			r.name, r.m.Accuracy, r.m.NLL, ci.NLL.Lo, ci.NLL.Hi, r.m.ECE, ci.ECE.Lo, ci.ECE.Hi, r.m.AdaptiveECE, ci.AdaptiveECE.Lo, ci.AdaptiveECE.Hi,
+			r.m.ClasswiseECE, ci.ClasswiseECE.Lo, ci.ClasswiseECE.Hi)
+	}
+	t.Logf("T = %.4f; vector a %.4f b %.4f", temp.T, vec.Scale, vec.Bias)
+	if !(byV.CI.NLL.Hi < byT.CI.NLL.Lo) || !(byV.ECE < byT.CI.ECE.Lo) || !(byV.AdaptiveECE < byT.CI.AdaptiveECE.Lo) {
+		t.Errorf("vector: NLL %+v, ECE %v, adaptive %v; temperature: NLL %+v, ECE %+v, adaptive %+v",
+			byV.CI.NLL, byV.ECE, byV.AdaptiveECE, byT.CI.NLL, byT.CI.ECE, byT.CI.AdaptiveECE)
+	}
 	if !(byV.NLL < byT.NLL-0.02) || !(byV.ECE < byT.ECE/2) || !(byV.AdaptiveECE < byT.AdaptiveECE/2) || !(byV.ClasswiseECE < byT.ClasswiseECE) {
 		t.Errorf("vector scaling does not beat temperature held out: NLL %.4f vs %.4f, ECE %.4f vs %.4f, adaptive %.4f vs %.4f",
 			byV.NLL, byT.NLL, byV.ECE, byT.ECE, byV.AdaptiveECE, byT.AdaptiveECE)
@@ -147,10 +171,10 @@ func TestBootstrapIsReproducibleBySeed(t *testing.T) {
 	}
 	b, _ := Bootstrap(z, y, 1, 15, 200, 1)
 	c, _ := Bootstrap(z, y, 1, 15, 200, 2)
-	if a != b {
+	if !reflect.DeepEqual(a, b) {
 		t.Errorf("same seed, different intervals: %+v vs %+v", a, b)
 	}
-	if a == c || a.Seed != 1 || c.Seed != 2 || a.Resamples != 200 || a.Level != 0.95 {
+	if reflect.DeepEqual(a, c) || a.ECE == c.ECE || a.Seed != 1 || c.Seed != 2 || a.Resamples != 200 || a.Level != 0.95 {
 		t.Errorf("seeds 1 and 2: %+v vs %+v", a, c)
 	}
 	m, _ := Evaluate(z, y, 1, 15)
@@ -160,6 +184,12 @@ func TestBootstrapIsReproducibleBySeed(t *testing.T) {
 	}{"nll": {a.NLL, m.NLL}, "ece": {a.ECE, m.ECE}, "adaptive": {a.AdaptiveECE, m.AdaptiveECE}, "classwise": {a.ClasswiseECE, m.ClasswiseECE}} {
 		if !(iv.in.Lo < iv.in.Hi) || !(iv.in.Lo <= iv.v && iv.v <= iv.in.Hi) {
 			t.Errorf("%s: %v outside its interval %+v", name, iv.v, iv.in)
+		}
+	}
+	// A bin's accuracy interval holds its accuracy.
+	for b, bin := range m.Bins {
+		if iv := a.Bins[b]; bin.Count > 20 && !(iv.Lo <= bin.Accuracy && bin.Accuracy <= iv.Hi && iv.Lo < iv.Hi) {
+			t.Errorf("bin %d: accuracy %v (n %d) outside %+v", b, bin.Accuracy, bin.Count, iv)
 		}
 	}
 	if _, err := Bootstrap(z, y, 1, 15, 1, 1); err == nil {
