@@ -390,6 +390,11 @@ func setTemperature(m *gateway.Model, mc config.Model, allowMismatch bool) error
 			return fmt.Errorf("models[%s].calibration: %s: %w", mc.Name, mc.Calibration, err)
 		}
 	}
+	// Until the gateway applies calibrators, only a softmax temperature is
+	// served; anything else would be read as T = 0.
+	if cf.Kind() != calibration.MethodTemperature || cf.Act() != calibration.ActivationSoftmax {
+		return fmt.Errorf("models[%s].calibration: %s: method %s (%s) is not served yet: only temperature scaling is", mc.Name, mc.Calibration, cf.Kind(), cf.Act())
+	}
 	m.Temperature = cf.Temperature
 	return nil
 }
