@@ -232,11 +232,15 @@ func TestCalibratorValidateAndApply(t *testing.T) {
 // Files written before methods existed read as temperature scaling, and
 // a file with a method survives a round trip.
 func TestFileReadsOldAndNew(t *testing.T) {
+	old := map[string][]byte{"literal": []byte(`{"fingerprint": "fp", "labels": ["a", "b"], "temperature": 1.5, "bins": 15}`)}
 	for _, path := range []string{"../docs/calibration/demo.json", "../configs/calibration/distilbert-ensemble.json"} {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
+		old[path] = raw
+	}
+	for path, raw := range old {
 		var f File
 		if err := json.Unmarshal(raw, &f); err != nil {
 			t.Fatal(err)
@@ -332,8 +336,14 @@ func TestVectorAndMetricsMatchSciPy(t *testing.T) {
 		{"per-class k=3", nil, nil, 15},
 		{"k=5", nil, nil, 10},
 		{"k=2 n=40", nil, nil, 15},
+		{"ties", nil, nil, 7},
 	} {
 		switch c.name {
+		case "ties": // equal confidences, some right and some wrong, across bin edges
+			for i := range 60 {
+				c.z = append(c.z, [][]float64{{1, 0, 0}, {0, 2, 0}, {0, 0, 0.5}}[i%3])
+				c.y = append(c.y, (i/3+i/7)%3)
+			}
 		case "per-class k=3":
 			c.z, c.y = perClass(3000, 21)
 		case "k=5":

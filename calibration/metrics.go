@@ -166,6 +166,8 @@ type scored struct {
 	// n*k of them, for the classwise ECE.
 	prob, target []float64
 	pbin         []int
+	// order is the events sorted by confidence, stably; made on first use.
+	order []int
 }
 
 func (s *scored) init(n, k, m, bins int) {
@@ -280,7 +282,11 @@ func (s *scored) metrics(idx []int, full bool) Metrics {
 	if full {
 		m.Bins = bs
 	}
-	m.AdaptiveECE = adaptiveECE(events, s.conf, s.hit, s.bins)
+	mult := make([]int, s.n) // how often each sample was drawn
+	for _, i := range idx {
+		mult[i]++
+	}
+	m.AdaptiveECE = s.adaptiveECE(mult, len(events))
 
 	m.ClassECE = make([]float64, s.k)
 	if full {
@@ -331,30 +337,46 @@ func (s *scored) reliability(ev []int, conf, hit []float64, bin []int, keep bool
 	return ece, mce, bins
 }
 
-// adaptiveECE is ECE on equal-mass bins: the events sorted stably by
-// confidence and cut as numpy.array_split cuts n items into bins parts (the
-// first n % bins parts one longer). Fewer events than bins make one bin each.
-func adaptiveECE(ev []int, conf, hit []float64, bins int) float64 {
-	order := slices.Clone(ev)
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(conf[a], conf[b]) })
-	n := len(order)
-	parts := min(bins, n)
-	size, extra := n/parts, n%parts
-	ece, at := 0.0, 0
-	for p := range parts {
-		l := size
-		if p < extra {
-			l++
+// adaptiveECE is ECE on equal-mass bins: the events sorted by confidence,
+// ties in the order of the samples (a stable sort of the data), and cut as
+// numpy.array_split cuts n items into bins parts (the first n % bins parts
+// one longer); fewer events than bins make one bin each. mult says how often
+// each sample was drawn, total how many events that makes. The order is
+// sorted once; a bootstrap replicate only walks it.
+func (s *scored) adaptiveECE(mult []int, total int) float64 {
+	if s.order == nil {
+		s.order = make([]int, len(s.conf))
+		for e := range s.order {
+			s.order[e] = e
 		}
-		sc, sh := 0.0, 0.0
-		for _, e := range order[at : at+l] {
-			sc += conf[e]
-			sh += hit[e]
-		}
-		at += l
-		ece += math.Abs(sh-sc) / float64(n)
+		slices.SortStableFunc(s.order, func(a, b int) int { return cmp.Compare(s.conf[a], s.conf[b]) })
 	}
-	return ece
+	parts := min(s.bins, total)
+	size, extra := total/parts, total%parts
+	ece, part := 0.0, 0
+	room := size // events the current part still takes
+	if extra > 0 {
+		room++
+	}
+	sc, sh := 0.0, 0.0
+	for _, e := range s.order {
+		for copies := mult[e/s.m]; copies > 0; {
+			c := min(copies, room)
+			sc += float64(c) * s.conf[e]
+			sh += float64(c) * s.hit[e]
+			copies -= c
+			if room -= c; room == 0 {
+				ece += math.Abs(sh - sc)
+				sc, sh = 0, 0
+				part++
+				room = size
+				if part < extra {
+					room++
+				}
+			}
+		}
+	}
+	return ece / float64(total)
 }
 
 func sigmoid(v float64) float64 {

@@ -43,8 +43,9 @@ def equal_width(conf, hit):
     return ece, mce
 
 
-def equal_mass(conf, hit):
-    order = np.argsort(conf, kind="stable")
+def equal_mass(conf, hit, ids):
+    # sorted by confidence, ties by the event's index in the data
+    order = np.lexsort((ids, conf))
     parts = np.array_split(order, min(bins, len(conf)))
     return sum(len(p) / len(conf) * abs(hit[p].mean() - conf[p].mean()) for p in parts)
 
@@ -56,6 +57,7 @@ def metrics(rows):
         nll = -(YY * log_expit(zz) + (1 - YY) * log_expit(-zz)).sum(1).mean()
         acc = ((p > 0.5) == (YY == 1)).mean()
         conf, hit = p.ravel(), YY.ravel()
+        ids = (rows[:, None] * k + np.arange(k)).ravel()
     else:
         lp = log_softmax(zz, axis=1)
         p = np.exp(lp)
@@ -63,10 +65,11 @@ def metrics(rows):
         nll = -lp[np.arange(len(rows)), yy].mean()
         acc = (p.argmax(1) == yy).mean()
         conf, hit = p.max(1), (p.argmax(1) == yy).astype(np.float64)
+        ids = rows
     ece, mce = equal_width(conf, hit)
     class_ece = [equal_width(p[:, j], YY[:, j])[0] for j in range(k)]
     return {"accuracy": float(acc), "nll": float(nll), "brier": float(((p - YY) ** 2).sum(1).mean()),
-            "ece": float(ece), "mce": float(mce), "adaptive_ece": float(equal_mass(conf, hit)),
+            "ece": float(ece), "mce": float(mce), "adaptive_ece": float(equal_mass(conf, hit, ids)),
             "class_ece": [float(e) for e in class_ece], "classwise_ece": float(np.mean(class_ece))}
 
 
