@@ -3,7 +3,6 @@ package calibration
 import (
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 )
@@ -19,7 +18,12 @@ type File struct {
 	Model       string   `json:"model"`
 	Fingerprint string   `json:"fingerprint"`
 	Labels      []string `json:"labels"`
-	Temperature float64  `json:"temperature"`
+	// Calibrator is the method and its parameters, inline: a file written
+	// before methods existed has only "temperature", and reads as
+	// temperature scaling before a softmax.
+	Calibrator
+	// L2 is the guard the parameters were fitted with (not temperature).
+	L2 float64 `json:"l2,omitempty"`
 	// Note explains a temperature clamped at a bound.
 	Note string `json:"note,omitempty"`
 	Bins int    `json:"bins"`
@@ -28,20 +32,23 @@ type File struct {
 	Test *Split `json:"test,omitempty"`
 }
 
-// Split is one data set with the metrics before (T = 1) and after.
+// Split is one data set with the metrics before (raw logits) and after.
 type Split struct {
 	Path   string  `json:"path"`
 	SHA256 string  `json:"sha256"`
 	N      int     `json:"n"`
 	Before Metrics `json:"before"`
 	After  Metrics `json:"after"`
+	// ArgmaxChanged counts the samples whose top class calibration
+	// changed (vector scaling can; a temperature cannot).
+	ArgmaxChanged int `json:"argmax_changed,omitempty"`
 }
 
 // CheckFor verifies that the file calibrates a model with this fingerprint
-// and labels, and holds a usable temperature.
+// and labels, and holds a usable calibrator for that many labels.
 func (f File) CheckFor(fingerprint string, labels []string) error {
-	if !(f.Temperature > 0) || math.IsInf(f.Temperature, 0) {
-		return fmt.Errorf("temperature %v is not > 0", f.Temperature)
+	if err := f.Calibrator.Validate(len(labels)); err != nil {
+		return err
 	}
 	var errs []error
 	if f.Fingerprint != fingerprint {

@@ -120,6 +120,9 @@ func (s *Server) v2ModelMetadata(c *gin.Context) {
 		Parameters: map[string]any{"labels": meta.Labels, "fingerprint": meta.Fingerprint,
 			"temperature": sc.Temperature},
 	}
+	if sc.Calibrator != nil {
+		resp.Parameters["calibration"] = string(sc.Calibrator.Kind())
+	}
 	c.JSON(http.StatusOK, resp)
 }
 

@@ -33,11 +33,15 @@ type Scoring struct {
 	// Temperature divides logits before every softmax (1: none; 0 is read
 	// as 1). For an ensemble it applies after combining.
 	Temperature float64
+	// Calibrator, when set, replaces the temperature: a fitted method
+	// other than one temperature (vector scaling), applied to the logits
+	// before the softmax.
+	Calibrator *calibration.Calibrator
 }
 
-// Calibration is a fitted calibration file for a servable: its temperature
-// replaces Scoring.Temperature once the file is checked against the
-// servable's fingerprint and labels.
+// Calibration is a fitted calibration file for a servable: it replaces
+// Scoring's temperature once checked against the servable's fingerprint and
+// labels.
 type Calibration struct {
 	File *calibration.File
 	// AllowMismatch uses the file even when it was fitted for another
@@ -54,12 +58,23 @@ func (c Calibration) apply(s Scoring, meta protocol.ModelMetadata) (Scoring, err
 	if c.File == nil {
 		return s, nil
 	}
-	if err := c.File.CheckFor(meta.Fingerprint, meta.Labels); err != nil {
-		if !c.AllowMismatch || !(c.File.Temperature > 0) {
-			return s, fmt.Errorf("%w: %w", ErrCalibrationMismatch, err)
-		}
+	cal := c.File.Calibrator
+	if err := cal.Validate(len(meta.Labels)); err != nil {
+		return s, fmt.Errorf("%w: %w", ErrCalibrationMismatch, err)
 	}
-	s.Temperature = c.File.Temperature
+	if cal.Act() != calibration.ActivationSoftmax {
+		return s, fmt.Errorf("%w: method %s calibrates sigmoid (multi-label) scores; this model is served with softmax", ErrCalibrationMismatch, cal.Kind())
+	}
+	if err := c.File.CheckFor(meta.Fingerprint, meta.Labels); err != nil && !c.AllowMismatch {
+		return s, fmt.Errorf("%w: %w", ErrCalibrationMismatch, err)
+	}
+	if cal.Kind() == calibration.MethodTemperature {
+		// The temperature divides inside the float64 softmax, as it always
+		// has: the same bits as a registry temperature.
+		s.Temperature = cal.Temperature
+		return s, nil
+	}
+	s.Temperature, s.Calibrator = 1, &cal
 	return s, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/gateway/pool"
 	"github.com/chorusml/chorus/protocol"
 )
@@ -79,5 +80,40 @@ func TestLabelMismatchNamesBoth(t *testing.T) {
 	_, err = NewModel(ModelOptions{Name: "sst2", Labels: []string{"NEG", "POS"}, Versions: []*Version{version(t, "1", 0, "NEG", "NEU", "POS")}})
 	if err == nil || !strings.Contains(err.Error(), "registry's labels") {
 		t.Errorf("mismatch with declared labels: %v", err)
+	}
+}
+
+// A calibration file sets the temperature, or (vector scaling) a
+// calibrator applied before the softmax; sigmoid methods and files for
+// other labels are refused.
+func TestCalibrationFiles(t *testing.T) {
+	v := version(t, "", 0, "a", "b")
+	meta := v.Pool.Replicas()[0].Backend().Metadata()
+	file := func(c calibration.Calibrator, labels ...string) Calibration {
+		return Calibration{File: &calibration.File{Fingerprint: meta.Fingerprint, Labels: labels, Calibrator: c}}
+	}
+	m, err := NewModel(ModelOptions{Name: "m", Versions: []*Version{v}, Calibration: file(calibration.TemperatureCalibrator(2), "a", "b")})
+	if err != nil || m.Scoring().Temperature != 2 || m.Scoring().Calibrator != nil {
+		t.Fatalf("temperature file: %+v %v", m.Scoring(), err)
+	}
+	vec := calibration.Calibrator{Method: calibration.MethodVector, Scale: []float64{2, 0.5}, Bias: []float64{0, 1}}
+	m, err = NewModel(ModelOptions{Name: "m", Versions: []*Version{v}, Calibration: file(vec, "a", "b")})
+	if err != nil || m.Scoring().Calibrator == nil || m.Scoring().Temperature != 1 {
+		t.Fatalf("vector file: %+v %v", m.Scoring(), err)
+	}
+	r := newRender(m.Scoring(), nil)
+	got, want := r.probs([]float32{1, 1}), softmax([]float32{2, 1.5}, 1)
+	if got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("vector-scaled probabilities %v, want softmax(a·z+b) %v", got, want)
+	}
+	if c := r.calibrated([]float32{1, 1}); c[0] != 2 || c[1] != 1.5 {
+		t.Errorf("calibrated logits %v, want [2 1.5]", c)
+	}
+	sig := calibration.Calibrator{Method: calibration.MethodLabelTemperature, Activation: calibration.ActivationSigmoid, Temperatures: []float64{1, 2}}
+	if _, err := NewModel(ModelOptions{Name: "m", Versions: []*Version{v}, Calibration: file(sig, "a", "b")}); !errors.Is(err, ErrCalibrationMismatch) {
+		t.Errorf("sigmoid calibrator on a softmax model: %v", err)
+	}
+	if _, err := NewModel(ModelOptions{Name: "m", Versions: []*Version{v}, Calibration: file(calibration.TemperatureCalibrator(2), "x", "y")}); !errors.Is(err, ErrCalibrationMismatch) {
+		t.Errorf("file for other labels: %v", err)
 	}
 }

@@ -15,11 +15,12 @@ var v2OutputNames = []string{protocol.OutputDefault, protocol.OutputLabel, proto
 type render struct {
 	mode    Mode
 	t       float64 // temperature; 1 when the model has none
+	cal     *calibration.Calibrator
 	members []memberResult
 }
 
 func newRender(s Scoring, members []memberResult) render {
-	return render{mode: s.Mode, t: s.Temperature, members: members}
+	return render{mode: s.Mode, t: s.Temperature, cal: s.Calibrator, members: members}
 }
 
 // memberResult is what one ensemble member contributed.
@@ -43,9 +44,17 @@ func softmax(row []float32, t float64) []float32 {
 	return out
 }
 
-func (r render) probs(row []float32) []float32 { return softmax(row, r.t) }
+func (r render) probs(row []float32) []float32 {
+	if r.cal != nil {
+		return softmax(r.cal.Apply(row), 1)
+	}
+	return softmax(row, r.t)
+}
 
 func (r render) calibrated(row []float32) []float32 {
+	if r.cal != nil {
+		return r.cal.Apply(row)
+	}
 	out := make([]float32, len(row))
 	for j, v := range row {
 		out[j] = float32(float64(v) / r.t)

@@ -32,17 +32,32 @@ type calibrateFlags struct {
 	labels            []string
 	bins, batch       int
 	out, plot, ortLib string
+	methodOptions
 }
 
 func newCalibrateCommand() *cobra.Command {
 	var f calibrateFlags
 	cmd := &cobra.Command{
 		Use:   "calibrate --data VAL.jsonl (--config F --model M | --url URL --model M | --logits L.jsonl)",
-		Short: "Fit a model's temperature on labelled data and report its calibration",
-		Long: `Fit the temperature T > 0 that minimises the mean negative log-likelihood of
-softmax(logits / T) on labelled data, and report accuracy, NLL, Brier score,
-ECE and MCE before and after (equal-width, right-closed bins of the top-label
-confidence), on the data and on an optional --test split.
+		Short: "Fit a model's calibration (temperature, vector, per-label) on labelled data and report it",
+		Long: `Fit a calibration on labelled data and report accuracy, NLL, Brier score,
+ECE and MCE (equal-width, right-closed bins of the top-label confidence),
+adaptive ECE (as many equal-mass bins) and classwise ECE (mean over classes)
+before and after, on the data and on an optional --test split, with seeded
+bootstrap 95% intervals of NLL and the ECEs (--bootstrap N, --seed).
+
+Methods (--method):
+  temperature        one T > 0 minimising the mean NLL of softmax(logits / T)
+                     (the default; it never changes the predicted class)
+  vector             a scale and a bias per class, softmax(a ∘ logits + b),
+                     minimising the mean NLL + (l2/2)(Σ(a−1)² + Σb²), --l2;
+                     it may change the predicted class: the report says how
+                     often and the accuracy before and after
+  label_temperature  a T per label of a multi-label (sigmoid) model
+  platt              Platt's a, b per label of a multi-label (sigmoid) model
+With --multi-label the model is sigmoid: the NLL is the binary cross-entropy
+summed over labels, a line's "label" is a list of its true labels, and
+temperature fits one T over every label.
 
 The data are JSONL lines {"text": "...", "label": 1} (a label index or name).
 Logits come from the registry in-process (--config, --model), from a running
@@ -68,6 +83,11 @@ reliability diagrams before and after with the confidence histograms.`,
 	fs.StringVar(&f.out, "out", "calibration.json", "where to write the result")
 	fs.StringVar(&f.plot, "plot", "", "reliability diagram PNG (default: reliability.png beside --out)")
 	fs.StringVar(&f.ortLib, "ort-lib", onnx.DefaultLibraryPath(), "ONNX Runtime shared library (with --config)")
+	fs.StringVar(&f.method, "method", string(calibration.MethodTemperature), "temperature, vector, label_temperature or platt")
+	fs.BoolVar(&f.multiLabel, "multi-label", false, "the model is multi-label (sigmoid); labels are lists")
+	fs.Float64Var(&f.l2, "l2", calibration.DefaultL2, "L2 guard of vector, label_temperature and platt scaling")
+	fs.IntVar(&f.bootstrap, "bootstrap", 0, "bootstrap resamples for 95% intervals (0: none)")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of the bootstrap resamples")
 	return cmd
 }
 
@@ -87,19 +107,8 @@ type scorer interface {
 }
 
 func calibrate(ctx context.Context, cmd *cobra.Command, f *calibrateFlags) error {
-	sources := 0
-	for _, s := range []string{f.config, f.url, f.logits} {
-		if s != "" {
-			sources++
-		}
-	}
-	switch {
-	case sources != 1:
-		return usageError{fmt.Errorf("give exactly one of --config, --url, --logits")}
-	case f.logits == "" && (f.data == "" || f.model == ""):
-		return usageError{fmt.Errorf("--data and --model are required with --config or --url")}
-	case f.bins < 1 || f.batch < 1:
-		return usageError{fmt.Errorf("--bins and --batch must be positive")}
+	if err := f.check(); err != nil {
+		return err
 	}
 	if f.plot == "" {
 		f.plot = filepath.Join(filepath.Dir(f.out), "reliability.png")
@@ -141,41 +150,48 @@ func calibrate(ctx context.Context, cmd *cobra.Command, f *calibrateFlags) error
 		}
 	}
 
-	t, err := calibration.FitTemperature(fit.logits, fit.labels)
+	c, note, err := fitCalibrator(f.methodOptions, fit)
 	if err != nil {
 		return err
 	}
 	out := calibration.File{ChorusVersion: chorusVersion(), Created: time.Now().UTC(), Model: f.model,
-		Fingerprint: fp, Labels: labels, Temperature: t.T, Note: t.Note, Bins: f.bins}
-	if out.Data, err = fit.evaluate(t.T, f.bins); err != nil {
+		Fingerprint: fp, Labels: labels, Calibrator: c, Note: note, Bins: f.bins}
+	if c.Kind() != calibration.MethodTemperature || f.multiLabel {
+		out.L2 = f.l2
+	}
+	if out.Data, err = fit.evaluate(c, f.methodOptions, f.bins); err != nil {
 		return err
 	}
-	rows := []report.Row{{Name: "data, T=1", M: out.Data.Before}, {Name: fmt.Sprintf("data, T=%.4f", t.T), M: out.Data.After}}
-	panels := []report.Panel{{Title: "before (T = 1), " + filepath.Base(fit.path), M: out.Data.Before},
-		{Title: fmt.Sprintf("after (T = %.3f), %s", t.T, filepath.Base(fit.path)), M: out.Data.After}}
+	before, after := rowNames("data", c)
+	rows := []report.Row{{Name: before, M: out.Data.Before}, {Name: after, M: out.Data.After}}
+	panels := diagramPanels(out.Data, c, labels, f.multiLabel)
 	if test != nil {
-		s, err := test.evaluate(t.T, f.bins)
+		s, err := test.evaluate(c, f.methodOptions, f.bins)
 		if err != nil {
 			return err
 		}
 		out.Test = &s
-		rows = append(rows, report.Row{Name: "test, T=1", M: s.Before}, report.Row{Name: fmt.Sprintf("test, T=%.4f", t.T), M: s.After})
-		panels = []report.Panel{{Title: "before (T = 1), " + filepath.Base(test.path), M: s.Before},
-			{Title: fmt.Sprintf("after (T = %.3f), %s", t.T, filepath.Base(test.path)), M: s.After}}
+		before, after := rowNames("test", c)
+		rows = append(rows, report.Row{Name: before, M: s.Before}, report.Row{Name: after, M: s.After})
+		panels = diagramPanels(s, c, labels, f.multiLabel)
 	}
 
-	return writeCalibration(cmd.OutOrStdout(), f, out, fit, rows, panels)
+	return writeCalibration(cmd.OutOrStdout(), f, out, fit, note, rows, panels)
 }
 
 // writeCalibration prints the table and writes calibration.json and the
 // reliability diagrams.
-func writeCalibration(w io.Writer, f *calibrateFlags, out calibration.File, fit *splitData, rows []report.Row, panels []report.Panel) error {
-	fmt.Fprintf(w, "temperature: %.6f (fitted on %d examples of %s)\n", out.Temperature, fit.n(), fit.path)
-	if out.Note != "" {
-		fmt.Fprintf(w, "note: %s\n", out.Note)
+func writeCalibration(w io.Writer, f *calibrateFlags, out calibration.File, fit *splitData, note string, rows []report.Row, panels []report.Panel) error {
+	describe(w, out.Calibrator, out.Labels, fit, f.l2)
+	if note != "" {
+		fmt.Fprintf(w, "note: %s\n", note)
 	}
 	if err := report.Table(w, rows); err != nil {
 		return err
+	}
+	argmaxNote(w, "data", out.Data)
+	if out.Test != nil {
+		argmaxNote(w, "test", *out.Test)
 	}
 	raw, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
@@ -195,27 +211,38 @@ func writeCalibration(w io.Writer, f *calibrateFlags, out calibration.File, fit 
 	return nil
 }
 
+// check refuses flag combinations that cannot work.
+func (f *calibrateFlags) check() error {
+	sources := 0
+	for _, s := range []string{f.config, f.url, f.logits} {
+		if s != "" {
+			sources++
+		}
+	}
+	switch {
+	case sources != 1:
+		return usageError{fmt.Errorf("give exactly one of --config, --url, --logits")}
+	case f.logits == "" && (f.data == "" || f.model == ""):
+		return usageError{fmt.Errorf("--data and --model are required with --config or --url")}
+	case f.bins < 1 || f.batch < 1:
+		return usageError{fmt.Errorf("--bins and --batch must be positive")}
+	}
+	if err := f.methodOptions.check(); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
 // splitData is a scored data split.
 type splitData struct {
 	path   string
 	sha    string
 	logits [][]float64
-	labels []int
+	labels []int   // the label of each example; -1 where it gave a list
+	sets   [][]int // the true labels of each example (multi-label)
 }
 
 func (s *splitData) n() int { return len(s.labels) }
-
-func (s *splitData) evaluate(t float64, bins int) (calibration.Split, error) {
-	before, err := calibration.Evaluate(s.logits, s.labels, 1, bins)
-	if err != nil {
-		return calibration.Split{}, err
-	}
-	after, err := calibration.Evaluate(s.logits, s.labels, t, bins)
-	if err != nil {
-		return calibration.Split{}, err
-	}
-	return calibration.Split{Path: s.path, SHA256: s.sha, N: s.n(), Before: before, After: after}, nil
-}
 
 // loadSplit reads a JSONL split and scores its texts (unless it carries logits).
 func loadSplit(ctx context.Context, path string, sc scorer, labels []string, batch int, progress io.Writer) (*splitData, error) {
@@ -236,7 +263,7 @@ func loadSplit(ctx context.Context, path string, sc scorer, labels []string, bat
 		if err := json.Unmarshal(sc2.Bytes(), &ex); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
-		y, err := labelIndex(ex.Label, labels)
+		y, set, err := labelSet(ex.Label, labels)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
@@ -249,6 +276,7 @@ func loadSplit(ctx context.Context, path string, sc scorer, labels []string, bat
 			texts = append(texts, ex.Text)
 		}
 		s.labels = append(s.labels, y)
+		s.sets = append(s.sets, set)
 	}
 	if err := sc2.Err(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
