@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chorusml/chorus/cache"
+	"github.com/chorusml/chorus/internal/proctest"
 	"github.com/chorusml/chorus/internal/redistest"
 )
 
@@ -75,17 +76,10 @@ func TestRedisGetSetTTL(t *testing.T) {
 	}
 	// Expiry: shorten the TTL in Redis and watch the entry go.
 	c.PExpire(ctx, "k1", time.Millisecond)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	proctest.Eventually(t, 2*time.Second, "the expired entry to go", func() bool {
 		got, _ = r.Get(ctx, []string{"k1"})
-		if got[0] == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("expired entry still served")
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval
-	}
+		return got[0] == nil
+	})
 	r.Delete([]string{"k2"})
 	if n := c.Exists(ctx, "k2").Val(); n != 0 {
 		t.Error("Delete left the key")

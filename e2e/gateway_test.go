@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"github.com/chorusml/chorus/backends/backendtest"
 	"github.com/chorusml/chorus/internal/loadgen"
 	"github.com/chorusml/chorus/internal/proctest"
+	"github.com/chorusml/chorus/protocol"
 )
 
 // predictorYAML serves the two fixture models with typed outputs.
@@ -98,7 +101,7 @@ func startCluster(t *testing.T) *cluster {
 	u := func(i int) string { return c.predictors[i].URL }
 	python := ""
 	if py := os.Getenv("CHORUS_KSERVE_PYTHON"); py != "" {
-		kp := proctest.Start(t, nil, py, "scripts/pyclient/kserve_predictor.py", "--model_name", "sst2",
+		kp := proctest.StartOnPort(t, proctest.FreePort(t), nil, py, "scripts/pyclient/kserve_predictor.py", "--model_name", "sst2",
 			"--model_dir", "testdata/models/sst2-tiny-a", "--disable_postprocess", "--http_port", "{port}")
 		kp.WaitReady("/v2/models/sst2/ready", 60*time.Second)
 		python = fmt.Sprintf("      - {type: kserve, url: %q, protocol: v2, logits: kserve}\n", kp.URL)
@@ -139,34 +142,35 @@ func startCluster(t *testing.T) *cluster {
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
 
-// infer asks the gateway for label and logits of texts over V2.
+// infer asks the gateway for the logits of texts over V2.
 func infer(gw, model string, texts []string) (int, [][]float32, string, error) {
-	data, _ := json.Marshal(texts)
-	body := fmt.Sprintf(`{"inputs": [{"name": "input-0", "shape": [%d], "datatype": "BYTES", "data": %s}], "outputs": [{"name": "logits"}]}`, len(texts), data)
-	resp, err := client.Post(gw+"/v2/models/"+model+"/infer", "application/json", strings.NewReader(body))
+	req, err := protocol.TextRequest("", texts, protocol.OutputLogits)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	body, _ := json.Marshal(req)
+	resp, err := client.Post(gw+"/v2/models/"+model+"/infer", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, "", err
 	}
 	defer resp.Body.Close()
-	var out struct {
-		Error   string
-		Outputs []struct {
-			Shape []int
-			Data  []float32
-		}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, nil, "", fmt.Errorf("read: %w", err)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+	out, err := protocol.DecodeResponse(data)
+	if err != nil {
 		return resp.StatusCode, nil, "", fmt.Errorf("decode: %w", err)
 	}
 	if resp.StatusCode != 200 {
 		return resp.StatusCode, nil, out.Error, nil
 	}
-	k := out.Outputs[0].Shape[1]
-	var rows [][]float32
-	for i := range len(texts) {
-		rows = append(rows, out.Outputs[0].Data[i*k:(i+1)*k])
+	o, err := out.Output(protocol.OutputLogits)
+	if err != nil {
+		return 200, nil, "", err
 	}
-	return 200, rows, "", nil
+	rows, err := o.Rows()
+	return 200, rows, "", err
 }
 
 func (c *cluster) check(t *testing.T, model string, rows [][]float32, idx []int) error {
@@ -298,15 +302,10 @@ func TestGateway(t *testing.T) {
 		// Restart one: traffic resumes within 2 s of its readiness.
 		startPredictor(t, c.predCfg, port)
 		t0 := time.Now()
-		for {
-			if status, _, _, _ := infer(gw, "sentiment3", []string{"x"}); status == 200 {
-				break
-			}
-			if time.Since(t0) > 10*time.Second {
-				t.Fatalf("no traffic 10s after the restart")
-			}
-			time.Sleep(10 * time.Millisecond) // polling interval
-		}
+		proctest.Eventually(t, 10*time.Second, "traffic after the restart", func() bool {
+			status, _, _, _ := infer(gw, "sentiment3", []string{"x"})
+			return status == 200
+		})
 		t.Logf("traffic resumed %v after the restarted replica was ready", time.Since(t0))
 		if d := time.Since(t0); d > 2*time.Second {
 			t.Errorf("traffic resumed after %v, want within 2s", d)

@@ -49,13 +49,7 @@ func modelServed(url, name string) bool {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
+	proctest.Eventually(t, 20*time.Second, what, cond)
 }
 
 // Reloads under a bounded load: SIGHUP with a new registry, SIGHUP with a

@@ -20,6 +20,7 @@ import (
 	"github.com/chorusml/chorus/backends/onnx"
 	"github.com/chorusml/chorus/cache"
 	"github.com/chorusml/chorus/gateway"
+	"github.com/chorusml/chorus/internal/proctest"
 	"github.com/chorusml/chorus/internal/redistest"
 )
 
@@ -38,13 +39,9 @@ func flushWrites(t *testing.T, srv *redistest.Server, n int64) {
 	t.Helper()
 	c := srv.Client()
 	defer c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for c.DBSize(context.Background()).Val() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("store has %d keys, want %d", c.DBSize(context.Background()).Val(), n)
-		}
-		time.Sleep(2 * time.Millisecond) // polling interval
-	}
+	proctest.Eventually(t, 5*time.Second, fmt.Sprintf("%d keys in the store", n), func() bool {
+		return c.DBSize(context.Background()).Val() >= n
+	})
 }
 
 func doH(srv *gateway.Server, method, path, body string, hdr map[string]string) *httptest.ResponseRecorder {
@@ -108,15 +105,11 @@ func TestCachedAnswersAreIdentical(t *testing.T) {
 		model := doH(srv, "POST", c.path, c.body, map[string]string{"Cache-Control": "no-cache"})
 		doH(srv, "POST", c.path, c.body, nil) // warms the cache
 		// Fills are asynchronous: ask until the answer comes from the cache.
-		deadline := time.Now().Add(5 * time.Second)
 		var cached *httptest.ResponseRecorder
-		for {
+		proctest.Eventually(t, 5*time.Second, c.path+" from the cache", func() bool {
 			cached = doH(srv, "POST", c.path, c.body, nil)
-			if cached.Header().Get("X-Chorus-Cache") == "hit" || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(2 * time.Millisecond) // polling interval
-		}
+			return cached.Header().Get("X-Chorus-Cache") == "hit"
+		})
 		if model.Code != 200 || cached.Header().Get("X-Chorus-Cache") != "hit" {
 			t.Fatalf("%s: %d, cache %q", c.path, model.Code, cached.Header().Get("X-Chorus-Cache"))
 		}

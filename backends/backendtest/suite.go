@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 
@@ -84,6 +85,14 @@ func RunWithTolerance(t *testing.T, p protocol.Predictor, ref Reference, tol flo
 		}
 	})
 
+	runEdgeCases(t, p, texts)
+	runConcurrent(t, p, ref, tol)
+}
+
+// runEdgeCases checks inputs at the contract's edges: none, repeated,
+// invalid UTF-8, far over the model's length, and a cancelled context.
+func runEdgeCases(t *testing.T, p protocol.Predictor, texts []string) {
+	t.Helper()
 	t.Run("EmptyBatch", func(t *testing.T) {
 		got, err := p.Predict(context.Background(), nil)
 		if err != nil {
@@ -113,6 +122,36 @@ func RunWithTolerance(t *testing.T, p protocol.Predictor, ref Reference, tol flo
 		}
 	})
 
+	t.Run("InvalidUTF8ReadAsReplacement", func(t *testing.T) {
+		got, err := p.Predict(context.Background(), []string{"caf\xe9 \xff\xfe ok", "caf\uFFFD \uFFFD\uFFFD ok"})
+		if err != nil {
+			t.Fatalf("invalid UTF-8 is input, not an error: %v", err)
+		}
+		if d := MaxAbsDiff(got[0], f64(got[1])); d > BatchTolerance {
+			t.Errorf("invalid UTF-8 scored %v, its U+FFFD reading %v", got[0], got[1])
+		}
+	})
+
+	t.Run("OverLengthTruncatedNotRejected", func(t *testing.T) {
+		long := strings.Repeat("a rather long sentence about nothing much at all ", 2000)
+		got, err := p.Predict(context.Background(), []string{long, long + "and a different ending", texts[0]})
+		if err != nil {
+			t.Fatalf("an over-length text is truncated, never rejected: %v", err)
+		}
+		if len(got) != 3 || len(got[0]) != len(p.Metadata().Labels) {
+			t.Fatalf("got %d rows of %d logits", len(got), len(got[0]))
+		}
+		// Past the model's length the endings are cut off: the same logits.
+		if d := MaxAbsDiff(got[0], f64(got[1])); d > BatchTolerance {
+			t.Errorf("texts equal up to the max length scored %v and %v", got[0], got[1])
+		}
+	})
+}
+
+// runConcurrent checks that concurrent callers each get their own answers.
+func runConcurrent(t *testing.T, p protocol.Predictor, ref Reference, tol float64) {
+	t.Helper()
+	texts := ref.TextList()
 	t.Run("Concurrent", func(t *testing.T) {
 		const callers = 32
 		var wg sync.WaitGroup

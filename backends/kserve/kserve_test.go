@@ -88,7 +88,7 @@ func TestContractAgainstKServePython(t *testing.T) {
 	if py == "" {
 		t.Skip("CHORUS_KSERVE_PYTHON is unset: run `make test`, or point it at a python with scripts/pyclient/requirements.txt")
 	}
-	p := proctest.Start(t, nil, py, "scripts/pyclient/kserve_predictor.py", "--model_name", "sst2",
+	p := proctest.StartOnPort(t, proctest.FreePort(t), nil, py, "scripts/pyclient/kserve_predictor.py", "--model_name", "sst2",
 		"--model_dir", fixture, "--disable_postprocess", "--http_port", "{port}")
 	p.WaitReady("/v2/models/sst2/ready", 60*time.Second)
 	ref := reference(t)

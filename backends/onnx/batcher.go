@@ -55,16 +55,6 @@ type BatchStats struct {
 	Runs, Rows, Rejected, Dropped uint64
 }
 
-// Observer receives what the backend measures, for metrics; the gateway
-// provides one per model. nil Options.Observer: nothing is reported.
-type Observer interface {
-	// ObserveRun reports one graph run: texts, the longest wait in the
-	// queue of any of them (0 without batching), and the run itself.
-	ObserveRun(rows int, queueWait, run time.Duration)
-	// ObserveQueueDepth reports requests waiting, as the batcher sees them.
-	ObserveQueueDepth(n int)
-}
-
 // pending is one request waiting in the queue.
 type pending struct {
 	ctx      context.Context

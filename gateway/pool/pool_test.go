@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chorusml/chorus/internal/proctest"
 	"github.com/chorusml/chorus/protocol"
 )
 
@@ -331,13 +332,7 @@ func TestStartAndCloseOwnTheHealthLoop(t *testing.T) {
 	a := checkable{&fake{ready: down}}
 	p, _ := newPool(t, Options{HealthInterval: time.Millisecond, Fall: 1}, a)
 	p.Start(context.Background())
-	deadline := time.Now().Add(5 * time.Second)
-	for p.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("health loop never marked the replica down")
-		}
-		time.Sleep(time.Millisecond) // polling the loop's effect
-	}
+	proctest.Eventually(t, 5*time.Second, "the health loop to mark the replica down", func() bool { return !p.Ready() })
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"sync"
@@ -56,7 +57,8 @@ func Chorus(t testing.TB) string {
 	return binPath
 }
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a loopback port that was free a moment ago: for servers
+// that cannot say which port they bound (Start is safer where they can).
 func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -79,12 +81,47 @@ type Process struct {
 	out  bytes.Buffer
 }
 
-// Start runs name with args in the repo root, with env added ("K=V"). The
-// caller puts Port into args through the {port} placeholder. Cleanup kills
-// the process and waits for it.
+// Start runs a server that logs the address it bound ("listening
+// addr=HOST:PORT", as chorus does) on port 0: the kernel picks the port and
+// the log says which, so no other process can take it between a pick and a
+// bind. The caller marks the port argument with the {port} placeholder.
+// Cleanup kills the process and waits for it.
 func Start(t testing.TB, env []string, name string, args ...string) *Process {
 	t.Helper()
-	return StartOnPort(t, FreePort(t), env, name, args...)
+	p := StartOnPort(t, 0, env, name, args...)
+	var port int
+	Eventually(t, 30*time.Second, "the listening address in the log", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("process exited before listening: %v\n%s", p.err, p.Output())
+		default:
+		}
+		m := listenRE.FindStringSubmatch(p.Output())
+		if m == nil {
+			return false
+		}
+		port, _ = strconv.Atoi(m[1])
+		return true
+	})
+	p.Port, p.URL = port, fmt.Sprintf("http://127.0.0.1:%d", port)
+	return p
+}
+
+// listenRE finds the port in chorus's "listening" line (text or JSON logs).
+var listenRE = regexp.MustCompile(`listening"?[^\n]*?addr"?[=:]"?[^\s"]*:(\d+)`)
+
+// Eventually polls cond until it holds, failing the test after timeout. It
+// is the one polling loop of the tests: a short interval, never a sleep used
+// as synchronisation.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: still waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
 }
 
 // StartOnPort is Start on a given port (to restart a server where it was).
@@ -145,26 +182,20 @@ func (p *Process) Output() string {
 // WaitReady polls path until it answers 200, the process exits, or timeout.
 func (p *Process) WaitReady(path string, timeout time.Duration) {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: time.Second}
-	for {
+	Eventually(p.t, timeout, p.URL+path+" to answer 200", func() bool {
 		select {
 		case <-p.done:
 			p.t.Fatalf("process exited before ready: %v\n%s", p.err, p.Output())
 		default:
 		}
 		resp, err := client.Get(p.URL + path)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("not ready after %v:\n%s", timeout, p.Output())
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // Signal sends sig.
