@@ -114,10 +114,21 @@ demo-model: deps ## retrain models/demo-sentiment and its data splits (CPU, ~1 m
 	@$(FIXTURES_VENV)/bin/python scripts/demo_model/train.py \
 		--tokenizer $(TOKENIZERS_DIR)/bert-base-uncased.json --out models/demo-sentiment --data data/demo-sentiment
 
-lint: ## gofmt, go vet
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(CHORUS_CACHE)/bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+$(GOLANGCI_LINT):
+	@echo "==> lint: installing golangci-lint $(GOLANGCI_LINT_VERSION) into $(CHORUS_CACHE)/bin (once)"
+	@mkdir -p $(CHORUS_CACHE)/bin
+	@GOBIN=$(CHORUS_CACHE)/bin/.tmp go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	@mv $(CHORUS_CACHE)/bin/.tmp/golangci-lint $@
+
+lint: $(GOLANGCI_LINT) ## gofmt, go vet, golangci-lint (errorlint, bodyclose, sloglint, promlinter; .golangci.yml)
 	@echo "==> lint: gofmt"
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@echo "==> lint: go vet"
 	@go vet ./...
+	@echo "==> lint: golangci-lint $(GOLANGCI_LINT_VERSION)"
+	@$(GOLANGCI_LINT) run ./...
 	@echo "==> lint: deploy/go.mod in step with go.mod (cd deploy && go mod tidy)"
 	@cd deploy && go mod tidy -diff >/dev/null || { echo "deploy/go.mod is stale: run cd deploy && go mod tidy"; exit 1; }

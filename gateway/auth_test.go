@@ -20,7 +20,7 @@ func authServer(t *testing.T, keys []gateway.APIKey, limits gateway.Limits) *gat
 	if keys != nil {
 		auth = gateway.NewAuth(keys)
 	}
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: limits, Auth: auth})
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: limits, Auth: auth})
 	srv.SetRegistry(base.SetRegistry(nil))
 	srv.SetReady(true)
 	return srv

@@ -48,7 +48,7 @@ func BenchmarkGatewayOverheadInProcess(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer reg.Close()
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})), Limits: testLimits})
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits})
 	srv.SetRegistry(reg)
 	srv.SetReady(true)
 	hs := httptest.NewServer(srv.Handler())

@@ -54,7 +54,7 @@ func (r cacheResult) header() string {
 
 // cacheCounters count what the cache did, for metrics and tests.
 type cacheCounters struct {
-	hits, misses, errors, corrupt, skipped atomic.Uint64
+	hits, misses, errors, corrupt atomic.Uint64
 }
 
 // cached serves texts from the cache where it can and from version v's

@@ -141,7 +141,7 @@ func TestFingerprintAndCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	b := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: testLimits, Cache: gateway.CacheOptions{Store: store}})
+	b := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits, Cache: gateway.CacheOptions{Store: store}})
 	b.SetRegistry(reg)
 	b.SetReady(true)
 	if w := doH(b, "POST", "/v1/models/distilbert:predict", body, nil); w.Header().Get("X-Chorus-Cache") != "miss" {
@@ -185,7 +185,7 @@ func TestSingleflight(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: testLimits,
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits,
 		Cache: gateway.CacheOptions{Store: cache.NewLRU(100, time.Minute)}})
 	srv.SetRegistry(reg)
 	srv.SetReady(true)

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -23,7 +22,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := newServer(t) // for its registry of real models
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: testLimits,
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits,
 		Metrics: m, Gatherer: reg, Cache: gateway.CacheOptions{Store: cache.NewLRU(100, time.Hour)}})
 	srv.SetRegistry(base.SetRegistry(nil))
 	srv.SetReady(true)

@@ -235,7 +235,7 @@ func (m *Model) Predict(ctx context.Context, v *Version, texts []string) (protoc
 		return nil, fmt.Errorf("model %s: %w", m.name, err)
 	}
 	if err := protocol.CheckShape(logits, len(texts), len(m.meta.Labels)); err != nil {
-		return nil, fmt.Errorf("model %s: %w: backend broke the contract: %v", m.name, protocol.ErrBadGateway, err)
+		return nil, fmt.Errorf("model %s: %w: backend broke the contract: %w", m.name, protocol.ErrBadGateway, err)
 	}
 	return logits, nil
 }

@@ -254,7 +254,7 @@ func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
 func (s *Server) recoverJSON(c *gin.Context) {
 	defer func() {
 		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
+			if p == http.ErrAbortHandler { //nolint:errorlint // a recovered value, compared as net/http documents
 				panic(p)
 			}
 			s.abort(c, fmt.Errorf("panic: %v", p))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -69,7 +68,7 @@ func newServerWith(t testing.TB, co gateway.CacheOptions) *gateway.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: testLimits, Version: "test", Cache: co})
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits, Version: "test", Cache: co})
 	srv.SetRegistry(reg)
 	srv.SetReady(true)
 	return srv
@@ -312,7 +311,7 @@ func TestNotReady(t *testing.T) {
 		t.Errorf("liveness %d while not ready, want 200", w.Code)
 	}
 	// Not loaded at all.
-	empty := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: testLimits, Version: "test"})
+	empty := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits, Version: "test"})
 	if w := do(empty, "POST", "/v1/models/distilbert:predict", seedV1); w.Code != 503 || !bytes.Contains(w.Body.Bytes(), []byte("still loading")) {
 		t.Errorf("before loading: %d %s", w.Code, w.Body)
 	}

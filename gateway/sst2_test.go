@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"encoding/json"
-	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -34,7 +33,7 @@ func TestRealSST2(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: testLimits, Version: "test"})
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits, Version: "test"})
 	srv.SetRegistry(reg)
 	srv.SetReady(true)
 

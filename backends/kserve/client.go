@@ -185,7 +185,7 @@ func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits,
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	if err := protocol.CheckShape(logits, len(texts), len(b.cfg.Labels)); err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", b.Name(), protocol.ErrBadGateway, err)
+		return nil, fmt.Errorf("%s: %w: %v", b.Name(), protocol.ErrBadGateway, err) //nolint:errorlint // the cause is detail, not a class to match
 	}
 	return logits, nil
 }
@@ -241,7 +241,7 @@ func (b *Backend) transportError(ctx, attempt context.Context, err error) error 
 		return fmt.Errorf("%s: %w after %v", b.Name(), protocol.ErrGatewayTimeout, b.cfg.Timeout)
 	}
 	// Refused, reset, cut mid-body: the replica is unreachable or broken.
-	return fmt.Errorf("%s: %w: %v", b.Name(), protocol.ErrUnavailable, err)
+	return fmt.Errorf("%s: %w: %v", b.Name(), protocol.ErrUnavailable, err) //nolint:errorlint // the transport's error is detail, not a class to match
 }
 
 // statusError maps the remote's non-200 answer: its 4xx means our request
@@ -272,13 +272,13 @@ func (b *Backend) decodeV1(data []byte) (protocol.Logits, error) {
 		Predictions []json.RawMessage `json:"predictions"`
 	}
 	if err := json.Unmarshal(data, &resp); err != nil {
-		return nil, fmt.Errorf("%w: V1 response is not JSON: %v", protocol.ErrBadGateway, err)
+		return nil, fmt.Errorf("%w: V1 response is not JSON: %v", protocol.ErrBadGateway, err) //nolint:errorlint // detail
 	}
 	out := make(protocol.Logits, len(resp.Predictions))
 	for i, p := range resp.Predictions {
 		row, err := v1Row(p, b.cfg.Logits)
 		if err != nil {
-			return nil, fmt.Errorf("%w: predictions[%d]: %v", protocol.ErrBadGateway, i, err)
+			return nil, fmt.Errorf("%w: predictions[%d]: %w", protocol.ErrBadGateway, i, err)
 		}
 		out[i] = row
 	}
@@ -291,13 +291,13 @@ func v1Row(raw json.RawMessage, format string) ([]float32, error) {
 	if format == LogitsTensor {
 		var row []float32
 		if err := json.Unmarshal(raw, &row); err != nil {
-			return nil, fmt.Errorf("want an array of numbers: %v", err)
+			return nil, fmt.Errorf("want an array of numbers: %w", err)
 		}
 		return row, nil
 	}
 	var obj map[string]float64
 	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf(`want {"0": logit, ...}: %v`, err)
+		return nil, fmt.Errorf(`want {"0": logit, ...}: %w`, err)
 	}
 	row := make([]float32, len(obj))
 	for i := range row {
@@ -313,7 +313,7 @@ func v1Row(raw json.RawMessage, format string) ([]float32, error) {
 func (b *Backend) decodeV2(data []byte) (protocol.Logits, error) {
 	resp, err := protocol.DecodeResponse(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", protocol.ErrBadGateway, err)
+		return nil, fmt.Errorf("%w: %w", protocol.ErrBadGateway, err)
 	}
 	if b.cfg.Logits == LogitsTensor {
 		o, err := resp.Output(b.cfg.OutputName)
@@ -323,15 +323,15 @@ func (b *Backend) decodeV2(data []byte) (protocol.Logits, error) {
 				return l, nil
 			}
 		}
-		return nil, fmt.Errorf("%w: %v", protocol.ErrBadGateway, err)
+		return nil, fmt.Errorf("%w: %w", protocol.ErrBadGateway, err)
 	}
 	o, err := resp.Output(protocol.OutputDefault)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", protocol.ErrBadGateway, err)
+		return nil, fmt.Errorf("%w: %w", protocol.ErrBadGateway, err)
 	}
 	strs, err := o.Strings()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v: want string-dicts of logits (is the remote running with --return_raw_logits, or --disable_postprocess?)", protocol.ErrBadGateway, err)
+		return nil, fmt.Errorf("%w: %v: want string-dicts of logits (is the remote running with --return_raw_logits, or --disable_postprocess?)", protocol.ErrBadGateway, err) //nolint:errorlint // detail
 	}
 	out := make(protocol.Logits, len(strs))
 	for i, s := range strs {

@@ -180,7 +180,7 @@ func (p *Pool) Predict(ctx context.Context, texts []string) (protocol.Logits, er
 			return nil, fmt.Errorf("client gone: %w", err)
 		}
 		if budget.Err() != nil {
-			return nil, fmt.Errorf("retry budget of %v spent: %w (last: %v)", p.opts.Budget, protocol.ErrGatewayTimeout, lastErr)
+			return nil, fmt.Errorf("retry budget of %v spent: %w (last: %v)", p.opts.Budget, protocol.ErrGatewayTimeout, lastErr) //nolint:errorlint // the class is the timeout; the last error is detail
 		}
 		r := p.pick(p.opts.Now(), tried)
 		if r == nil {

@@ -15,7 +15,6 @@ import (
 // fake is a scripted backend: each call pops the next error (nil: answer).
 type fake struct {
 	mu      sync.Mutex
-	name    string
 	errs    []error
 	calls   int
 	ready   error

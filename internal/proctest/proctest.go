@@ -48,7 +48,7 @@ func Chorus(t testing.TB) string {
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/chorus")
 		cmd.Dir = Root()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build chorus: %v\n%s", err, out)
+			buildErr = fmt.Errorf("build chorus: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
