@@ -98,6 +98,8 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 		},
 		Version: chorusVersion(),
 		Cache:   gateway.CacheOptions{Store: store, Namespace: cfg.Cache.Namespace, TTL: time.Duration(cfg.Cache.TTL)},
+
+		TimingHeaders: cfg.Server.TimingHeadersOn(),
 	})
 
 	// Listen before loading so liveness answers while models load.

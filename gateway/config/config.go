@@ -66,7 +66,14 @@ type Server struct {
 	Limits Limits `yaml:"limits"`
 	// Timeouts of the HTTP server (slow clients cannot hold connections).
 	Timeouts Timeouts `yaml:"timeouts"`
+	// TimingHeaders adds TEI's timing headers (x-compute-time,
+	// x-tokenization-time, x-queue-time, x-inference-time, x-compute-tokens)
+	// to every inference answer. Default true.
+	TimingHeaders *bool `yaml:"timing_headers"`
 }
+
+// TimingHeadersOn reports whether answers carry timing headers (default true).
+func (s Server) TimingHeadersOn() bool { return s.TimingHeaders == nil || *s.TimingHeaders }
 
 // Timeouts of the HTTP server. Zero means the default.
 type Timeouts struct {
