@@ -118,7 +118,7 @@ func TestDocsPage(t *testing.T) {
 	// The answer as the page shows it: status, then the description cell's
 	// blocks under their headings (Response body, Response headers, …).
 	live := run(t, bctx, chromedp.Evaluate[map[string]string](`(() => {
-		const row = document.querySelector("` + op + ` .live-responses-table tbody tr.response");
+		const row = document.querySelector("`+op+` .live-responses-table tbody tr.response");
 		const out = {status: row.querySelector(".response-col_status").textContent};
 		for (const h of row.querySelectorAll(".response-col_description h5")) {
 			out[h.textContent] = h.parentElement.querySelector("pre").textContent;
