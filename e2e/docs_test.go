@@ -92,6 +92,19 @@ func TestDocsPage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read /docs: %v", err)
 	}
+	// Everything the page loaded came from chorus itself: no CDN.
+	loaded, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`performance.getEntriesByType("resource").map(e => e.name)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range loaded {
+		if !strings.HasPrefix(u, p.URL+"/") {
+			t.Errorf("/docs loaded %s, from outside chorus", u)
+		}
+	}
+	if len(loaded) < 3 { // the bundle, the stylesheet, our script, the document
+		t.Errorf("/docs loaded only %v", loaded)
+	}
 	want := documentedOperations(t)
 	slices.Sort(shown)
 	if !slices.Equal(shown, want) {
