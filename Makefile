@@ -48,9 +48,15 @@ pyvenv: ## the Python venv of the kserve SDK tests (cached)
 	@bash scripts/pyclient/venv.sh $(PY_VENV)
 
 # CHORUS_KSERVE_PYTHON lets Go tests start KServe's Python ModelServer.
+# CHORUS_CHROMIUM is the browser of the /docs test: scripts/browser/chromium.sh
+# installs Debian's chromium when missing and prints its path (nothing when it
+# cannot be installed here; only then does that test skip). Screenshots go to
+# CHORUS_ARTIFACTS (default artifacts/).
 test-go:
-	@echo "==> test: go test $(GO_TEST_FLAGS) ./..."
-	@CHORUS_KSERVE_PYTHON=$(PY_VENV)/bin/python go test $(GO_TEST_FLAGS) ./...
+	@echo "==> test: chromium for the /docs browser test"
+	@chromium=$$(bash scripts/browser/chromium.sh); \
+	echo "==> test: go test $(GO_TEST_FLAGS) ./..."; \
+	CHORUS_CHROMIUM=$$chromium CHORUS_KSERVE_PYTHON=$(PY_VENV)/bin/python go test $(GO_TEST_FLAGS) ./...
 
 # deploy/ is a module of its own (Kubernetes, KServe and compose-spec types).
 test-deploy:

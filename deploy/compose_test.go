@@ -23,7 +23,7 @@ func TestComposeFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("compose file: %v", err)
 	}
-	for _, name := range []string{"redis", "predictor-1", "predictor-2", "gateway", "otel-collector", "jaeger", "prometheus"} {
+	for _, name := range []string{"redis", "predictor-1", "predictor-2", "gateway", "otel-collector", "jaeger", "prometheus", "grafana"} {
 		if _, ok := p.Services[name]; !ok {
 			t.Errorf("no service %s", name)
 		}

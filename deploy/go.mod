@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/chorusml/chorus v0.0.0
 	github.com/compose-spec/compose-go/v2 v2.4.8
+	github.com/grafana/grafana-foundation-sdk/go v0.0.22
 	github.com/kserve/kserve v0.15.2
 	k8s.io/api v0.32.3
 	sigs.k8s.io/kustomize/api v0.20.1

@@ -151,7 +151,7 @@ func TestStartupErrors(t *testing.T) {
 		{"nothing to serve", []string{"serve"}, 2, []string{"nothing to serve"}},
 		{"unknown flag", []string{"serve", "--bogus"}, 2, []string{"unknown flag: --bogus"}},
 		{"half of the KServe flags", []string{"--model_name", "x"}, 2, []string{"--model_name goes with exactly one of --model_dir, --model_id, --storage_uri"}},
-		{"validate good", []string{"validate", "--config", "configs/local.yaml"}, 0, []string{"configs/local.yaml: ok (5 models)"}},
+		{"validate good", []string{"validate", "--config", "configs/local.yaml"}, 0, []string{"configs/local.yaml: ok (6 models)"}},
 		{"validate bad", []string{"validate", "--config", "gateway/config/testdata/duplicate.bad.yaml"}, 1, []string{`duplicate model name "sst2"`}},
 	}
 	for _, c := range cases {

@@ -50,6 +50,9 @@ type ServerOptions struct {
 	// Auth, when set, requires an API key on the model routes (health and
 	// metrics stay open for probes and scrapers).
 	Auth *Auth
+	// TimingHeaders adds TEI's timing headers (x-compute-time, …) to every
+	// inference answer (config: server.timing_headers, default on).
+	TimingHeaders bool
 }
 
 // Server serves the V1 and V2 routes over a registry of models.
@@ -85,6 +88,9 @@ func NewServer(o ServerOptions) *Server {
 	// Tracing first, so that the access line carries the trace id.
 	e.Use(otelgin.Middleware("chorus", otelgin.WithTracerProvider(o.Tracer), otelgin.WithPropagators(o.Propagator)),
 		s.requestIDAndLog, s.recoverJSON, s.pinRegistry)
+	if o.TimingHeaders {
+		e.Use(timingHeaders)
+	}
 	if o.Metrics != nil {
 		e.Use(o.Metrics.middleware(s))
 		if err := o.Metrics.reg.Register(newStateCollector(s)); err != nil {
@@ -111,6 +117,7 @@ func NewServer(o ServerOptions) *Server {
 	})
 
 	e.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", api.OpenAPI) })
+	registerDocs(e)
 
 	// Open to probes: liveness, readiness, server metadata.
 	e.GET("/", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "alive"}) })

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The docker-compose topology as native processes, for machines without a
 # Docker engine: Redis, two Chorus predictors, the gateway in front (and
-# Prometheus scraping it when its binary is installed). Logs and pids go to
+# Prometheus scraping it when its binary is installed, and Grafana with the
+# Chorus dashboard on top when grafana-server is installed too). Logs and pids go to
 # $STACK_DIR (default ~/.cache/chorus/stack).
 #   scripts/stack.sh up | down | status
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${STACK_DIR:-${CHORUS_CACHE:-$HOME/.cache/chorus}/stack}
-GATEWAY_PORT=${HTTP_PORT:-8080} P1=18081 P2=18082 REDIS_PORT=16379 PROM_PORT=19090
+GATEWAY_PORT=${HTTP_PORT:-8080} P1=18081 P2=18082 REDIS_PORT=16379 PROM_PORT=19090 GRAFANA_PORT=13000
 
 start() { # name, command...
   local name=$1; shift
@@ -32,6 +33,27 @@ down() {
   echo "==> stack: stopped"
 }
 
+# grafana runs grafana-server with deploy/grafana's datasource (pointed at
+# the local Prometheus) and dashboards, when it is installed.
+grafana() {
+  if ! command -v grafana-server >/dev/null; then
+    echo "==> stack: no grafana-server (Grafana's own packages) to show deploy/grafana/dashboards/chorus.json"
+    return
+  fi
+  local home=${GRAFANA_HOME:-/usr/share/grafana} prov=$dir/grafana/provisioning
+  mkdir -p "$prov/datasources" "$prov/dashboards" "$dir/grafana/data"
+  sed -e "s#http://prometheus:9090#http://127.0.0.1:$PROM_PORT#" \
+    deploy/grafana/provisioning/datasources/prometheus.yaml > "$prov/datasources/prometheus.yaml"
+  sed -e "s#/var/lib/grafana/dashboards#$PWD/deploy/grafana/dashboards#" \
+    deploy/grafana/provisioning/dashboards/chorus.yaml > "$prov/dashboards/chorus.yaml"
+  start grafana env GF_PATHS_PROVISIONING="$prov" GF_PATHS_DATA="$dir/grafana/data" GF_PATHS_LOGS="$dir/grafana" \
+    GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT=$GRAFANA_PORT \
+    GF_AUTH_ANONYMOUS_ENABLED=true GF_AUTH_ANONYMOUS_ORG_ROLE=Viewer \
+    GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH="$PWD/deploy/grafana/dashboards/chorus.json" \
+    grafana-server --homepath "$home"
+  echo "==> stack: grafana on http://127.0.0.1:$GRAFANA_PORT (the Chorus dashboard is its home page)"
+}
+
 up() {
   mkdir -p "$dir"
   down >/dev/null
@@ -53,6 +75,7 @@ up() {
       deploy/compose/prometheus.yml > "$dir/prometheus.yml"
     start prometheus prometheus --config.file="$dir/prometheus.yml" --web.listen-address=127.0.0.1:$PROM_PORT --storage.tsdb.path="$dir/tsdb"
     echo "==> stack: prometheus on http://127.0.0.1:$PROM_PORT"
+    grafana
   else
     echo "==> stack: no prometheus binary (apt-get install prometheus to add it); metrics at http://127.0.0.1:$GATEWAY_PORT/metrics"
   fi

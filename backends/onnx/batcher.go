@@ -65,6 +65,10 @@ type pending struct {
 	left     atomic.Int32 // rows not yet answered
 	done     chan struct{}
 	once     sync.Once
+
+	// ran is the time of the runs that carried this request's texts;
+	// written by the loop before done closes.
+	ran time.Duration
 }
 
 func (p *pending) finish(err error) {
@@ -111,6 +115,11 @@ func (b *batcher) submit(ctx context.Context, encs []tokenizers.Encoding) (proto
 		if p.err != nil {
 			return nil, p.err
 		}
+		// Whatever was not spent running this request's texts was spent
+		// waiting: for a batch to fill, and for other chunks to run.
+		timing := protocol.TimingFrom(ctx)
+		timing.AddQueue(time.Since(p.enqueued) - p.ran)
+		timing.AddInference(p.ran)
 		return p.out, nil
 	case <-ctx.Done():
 		// The loop sees the context and drops the rows before running them.
@@ -213,9 +222,19 @@ func (b *batcher) runChunk(rows []row) {
 		}
 	}
 	// No single client's context may cancel a run others share.
+	start := time.Now()
 	out, err := b.m.runBatch(context.Background(), encs, time.Since(oldest), links...)
+	ran := time.Since(start)
 	b.runs.Add(1)
 	b.rows.Add(uint64(len(rows)))
+	// Sorted by length, one request's rows need not be adjacent.
+	seen := make(map[*pending]bool, len(rows))
+	for _, r := range rows {
+		if !seen[r.p] {
+			seen[r.p] = true
+			r.p.ran += ran
+		}
+	}
 	for i, r := range rows {
 		if err != nil {
 			r.p.finish(err)

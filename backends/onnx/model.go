@@ -315,20 +315,22 @@ func (m *Model) Predict(ctx context.Context, texts []string) (protocol.Logits, e
 	if m.closed {
 		return nil, fmt.Errorf("predict: model closed: %w", protocol.ErrUnavailable)
 	}
+	// The request's timing record (the gateway's timing headers), if any.
+	timing := protocol.TimingFrom(ctx)
 	_, span := m.tracer.Start(ctx, "chorus.tokenize", trace.WithAttributes(attribute.Int("chorus.texts", len(texts))))
+	start := time.Now()
 	encs, err := m.encodeAll(texts)
 	span.End()
 	if err != nil {
 		return nil, err
 	}
-	if m.maxTokens > 0 {
-		total := 0
-		for _, e := range encs {
-			total += len(e.IDs)
-		}
-		if total > m.maxTokens {
-			return nil, fmt.Errorf("%w: %d tokens in one request, the limit is %d", protocol.ErrTooLarge, total, m.maxTokens)
-		}
+	total := 0
+	for _, e := range encs {
+		total += len(e.IDs)
+	}
+	timing.AddTokenization(time.Since(start), total)
+	if m.maxTokens > 0 && total > m.maxTokens {
+		return nil, fmt.Errorf("%w: %d tokens in one request, the limit is %d", protocol.ErrTooLarge, total, m.maxTokens)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("predict: %w", err)
@@ -336,7 +338,11 @@ func (m *Model) Predict(ctx context.Context, texts []string) (protocol.Logits, e
 	if m.batcher != nil {
 		return m.batcher.submit(ctx, encs)
 	}
-	return m.runBatch(ctx, encs, 0)
+	start = time.Now()
+	logits, err := m.runBatch(ctx, encs, 0)
+	timing.AddQueue(0) // no queue without batching
+	timing.AddInference(time.Since(start))
+	return logits, err
 }
 
 // encodeAll tokenizes texts (in the caller's goroutine, so concurrent

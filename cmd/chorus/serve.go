@@ -163,6 +163,8 @@ func newServer(cfg *config.Config, store gateway.LogitsCache, tracing *telemetry
 		},
 		Version: chorusVersion(),
 		Cache:   gateway.CacheOptions{Store: store, Namespace: cfg.Cache.Namespace, TTL: time.Duration(cfg.Cache.TTL)},
+
+		TimingHeaders: *cfg.Server.TimingHeaders,
 	})
 	return srv, metrics, nil
 }

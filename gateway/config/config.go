@@ -43,9 +43,6 @@ type Cache struct {
 	Namespace string `yaml:"namespace"`
 }
 
-// On reports whether the cache is enabled (default true).
-func (c Cache) On() bool { return c.Enabled == nil || *c.Enabled }
-
 // ModelCache is a model's cache settings.
 type ModelCache struct {
 	// Enabled lets the cache serve this model. Default true.
@@ -53,9 +50,6 @@ type ModelCache struct {
 	// TTL overrides the cache's TTL for this model.
 	TTL Duration `yaml:"ttl"`
 }
-
-// On reports whether the model uses the cache (default true).
-func (c ModelCache) On() bool { return c.Enabled == nil || *c.Enabled }
 
 // Server settings.
 type Server struct {
@@ -70,6 +64,10 @@ type Server struct {
 	Limits Limits `yaml:"limits"`
 	// Timeouts of the HTTP server (slow clients cannot hold connections).
 	Timeouts Timeouts `yaml:"timeouts"`
+	// TimingHeaders adds TEI's timing headers (x-compute-time,
+	// x-tokenization-time, x-queue-time, x-inference-time, x-compute-tokens)
+	// to every inference answer. Default true.
+	TimingHeaders *bool `yaml:"timing_headers"`
 }
 
 // Timeouts of the HTTP server. Zero means the default.

@@ -51,6 +51,7 @@ func (c *Config) applyDefaults(baseDir string) {
 	t.Read = cmp.Or(t.Read, Duration(DefaultRead))
 	t.Write = cmp.Or(t.Write, Duration(DefaultWrite))
 	t.Idle = cmp.Or(t.Idle, Duration(DefaultIdle))
+	s.TimingHeaders = orTrue(s.TimingHeaders)
 
 	c.Cache.Enabled = orTrue(c.Cache.Enabled)
 	c.Cache.TTL = cmp.Or(c.Cache.TTL, Duration(cache.DefaultTTL))

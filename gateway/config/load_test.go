@@ -43,6 +43,7 @@ var badFiles = map[string]string{
 	"calibration-missing.bad.yaml":   "models[a].calibration: ",
 	"device.bad.yaml":                `models[sst2].replicas[0].device: "gpu0": want cpu or cuda:N`,
 	"protocol.bad.yaml":              `models[sst2].replicas[0].protocol: "grpc": want v1 or v2`,
+	"timing-headers.bad.yaml":        "cannot unmarshal !!str `sometimes` into bool",
 }
 
 func TestBadFiles(t *testing.T) {
@@ -172,6 +173,19 @@ func TestErrorsAreJoined(t *testing.T) {
 	for _, want := range []string{"server.http_port", "models[0].name: required", "models[0].replicas"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+// Timing headers are on unless a file turns them off.
+func TestTimingHeadersDefault(t *testing.T) {
+	for file, want := range map[string]bool{"testdata/minimal.good.yaml": true, "testdata/timing-headers-off.good.yaml": false} {
+		c, err := Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := *c.Server.TimingHeaders; got != want {
+			t.Errorf("%s: timing headers %v, want %v", file, got, want)
 		}
 	}
 }

@@ -17,7 +17,7 @@ import (
 // Redis when configured, else an in-process LRU; nil when the cache is off.
 // Redis is not required to be up: the cache fails open.
 func Cache(c config.Cache, tracing *telemetry.Tracing, log *slog.Logger) (gateway.LogitsCache, func(), error) {
-	if !c.On() {
+	if !*c.Enabled {
 		log.Info("cache off")
 		return nil, func() {}, nil
 	}
