@@ -34,7 +34,7 @@ func BenchmarkCacheHitVsModel(b *testing.B) {
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	gw := proctest.Start(b, nil, proctest.Chorus(b), "serve", "--config", cfg, "--http_port", "{port}")
+	gw := proctest.Start(b, nil, proctest.Chorus(b), "serve", "--config", cfg, "--http_port", "{port}", "--log-level", "warn")
 	gw.WaitReady("/v2/health/ready", 30*time.Second)
 	texts := make([]string, 200)
 	for i := range texts {

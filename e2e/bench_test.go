@@ -19,14 +19,14 @@ import (
 //	go test -run '^$' -bench GatewayOverhead -benchtime 2000x ./e2e
 func BenchmarkGatewayOverhead(b *testing.B) {
 	cfg := predictorYAMLFor(b)
-	pred := proctest.Start(b, nil, proctest.Chorus(b), "serve", "--config", cfg, "--http_port", "{port}")
+	pred := proctest.Start(b, nil, proctest.Chorus(b), "serve", "--config", cfg, "--http_port", "{port}", "--log-level", "warn")
 	pred.WaitReady("/v2/health/ready", 30*time.Second)
 	gwCfg := filepath.Join(b.TempDir(), "gateway.yaml")
 	yaml := fmt.Sprintf("models:\n  - name: sst2\n    labels: [NEGATIVE, POSITIVE]\n    replicas: [{type: kserve, url: %q, logits: tensor}]\n", pred.URL)
 	if err := os.WriteFile(gwCfg, []byte(yaml), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	gw := proctest.Start(b, nil, proctest.Chorus(b), "serve", "--config", gwCfg, "--http_port", "{port}")
+	gw := proctest.Start(b, nil, proctest.Chorus(b), "serve", "--config", gwCfg, "--http_port", "{port}", "--log-level", "warn")
 	gw.WaitReady("/v2/health/ready", 30*time.Second)
 
 	text := []string{"Hello, my dog is cute"}

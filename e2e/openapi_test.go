@@ -23,7 +23,7 @@ func TestOpenAPIContract(t *testing.T) {
 	if _, err := os.Stat(st); py == "" || err != nil {
 		t.Skip("schemathesis not found beside CHORUS_KSERVE_PYTHON: run `make test`")
 	}
-	p := start(t, "serve", "--config", "configs/local.yaml")
+	p := start(t, "serve", "--config", "configs/local.yaml", "--log-level", "warn")
 	p.waitReady(30 * time.Second)
 
 	resp, err := http.Get(p.URL + "/openapi.json")

@@ -54,7 +54,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.httpPort, "http_port", 0, "HTTP port; 0 picks a free one (default: the registry's server.http_port, else 8080)")
 	fs.StringVar(&f.ortLib, "ort-lib", onnx.DefaultLibraryPath(), "ONNX Runtime shared library (env CHORUS_ORT_LIB)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error (the listening address is logged at any level)")
 	fs.StringVar(&f.modelName, "model_name", "", "serve one model under this name (KServe style; instead of --config)")
 	fs.StringVar(&f.modelDir, "model_dir", "", "Hugging Face model folder with an ONNX graph (with --model_name)")
 	fs.StringVar(&f.modelID, "model_id", "", "Hugging Face Hub repo ORG/REPO to serve (with --model_name; downloaded into the HF cache)")

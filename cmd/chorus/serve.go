@@ -58,8 +58,11 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	if err != nil {
 		return err
 	}
-	// Listen before loading so liveness answers while models load.
-	httpSrv, serveErr, err := listen(cfg.Server, srv.Handler(), log)
+	// Listen before loading so liveness answers while models load. The
+	// bound address is logged whatever --log-level says: with port 0 it is
+	// the only way to learn the port.
+	always, _ := newLogger(cmd.ErrOrStderr(), f.logFormat, "info")
+	httpSrv, serveErr, err := listen(cfg.Server, srv.Handler(), always)
 	if err != nil {
 		return err
 	}
