@@ -53,8 +53,11 @@ const keyNameKey = "chorus.key"
 
 // check finds the key presented. Every stored hash is compared, in constant
 // time, so that timing says nothing about which key came close.
-func (a *Auth) check(c *gin.Context) (int, error) {
-	h := c.GetHeader("Authorization")
+func (a *Auth) check(c *gin.Context) (int, error) { return a.checkHeader(c.GetHeader("Authorization")) }
+
+// checkHeader is check on an Authorization value (HTTP header or gRPC
+// "authorization" metadata).
+func (a *Auth) checkHeader(h string) (int, error) {
 	token, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || token == "" {
 		return -1, fmt.Errorf("%w: send Authorization: Bearer <API key>", protocol.ErrUnauthorized)
@@ -81,32 +84,54 @@ func (a *Auth) middleware(s *Server) gin.HandlerFunc {
 			s.abort(c, err)
 			return
 		}
-		k := a.keys[i]
-		c.Set(keyNameKey, k.Name)
-		if name, _, _ := strings.Cut(c.Param("name"), ":"); name != "" && !slices.Contains(k.Models, "*") && !slices.Contains(k.Models, name) {
-			s.abort(c, fmt.Errorf("%w: API key %q may not use model %q", protocol.ErrForbidden, k.Name, name))
-			return
-		}
-		if l := a.limiters[i]; l != nil && !l.Allow() {
-			s.abort(c, fmt.Errorf("%w: API key %q is over %v requests per second", protocol.ErrRateLimited, k.Name, k.Rate))
+		c.Set(keyNameKey, a.keys[i].Name)
+		name, _, _ := strings.Cut(c.Param("name"), ":")
+		if err := a.admit(i, name); err != nil {
+			s.abort(c, err)
 			return
 		}
 		c.Next()
 	}
 }
 
+// admit checks that key i may use model name ("": no model named) and is
+// within its rate.
+func (a *Auth) admit(i int, name string) error {
+	k := a.keys[i]
+	if name != "" && !slices.Contains(k.Models, "*") && !slices.Contains(k.Models, name) {
+		return fmt.Errorf("%w: API key %q may not use model %q", protocol.ErrForbidden, k.Name, name)
+	}
+	if l := a.limiters[i]; l != nil && !l.Allow() {
+		return fmt.Errorf("%w: API key %q is over %v requests per second", protocol.ErrRateLimited, k.Name, k.Rate)
+	}
+	return nil
+}
+
 // admission bounds requests in flight server-wide: past the bound a request
 // is answered 503 with Retry-After at once instead of queueing without end,
 // so memory stays bounded under any storm.
 func admission(s *Server, maxInFlight int) gin.HandlerFunc {
-	slots := make(chan struct{}, maxInFlight)
 	return func(c *gin.Context) {
-		select {
-		case slots <- struct{}{}:
-			defer func() { <-slots }()
-			c.Next()
-		default:
-			s.abort(c, fmt.Errorf("%w: %d requests in flight, the limit", protocol.ErrOverloaded, maxInFlight))
+		release, err := s.admit()
+		if err != nil {
+			s.abort(c, err)
+			return
 		}
+		defer release()
+		c.Next()
+	}
+}
+
+// admit takes one of the server's in-flight slots, which HTTP and gRPC
+// share; release gives it back.
+func (s *Server) admit() (release func(), err error) {
+	if s.slots == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	default:
+		return nil, fmt.Errorf("%w: %d requests in flight, the limit", protocol.ErrOverloaded, cap(s.slots))
 	}
 }

@@ -45,6 +45,8 @@ type serveFlags struct {
 
 	allowCalibrationMismatch bool
 	httpPortSet              bool // --http_port was given (0 then means any free port)
+	grpcPort                 int
+	grpcPortSet              bool // --grpc_port was given (0 then means no gRPC)
 	watch                    bool
 }
 
@@ -52,6 +54,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "YAML model registry to serve (see configs/); SIGHUP reloads it")
 	fs.BoolVar(&f.watch, "watch", false, "reload the registry when its file changes")
 	fs.IntVar(&f.httpPort, "http_port", 0, "HTTP port; 0 picks a free one (default: the registry's server.http_port, else 8080)")
+	fs.IntVar(&f.grpcPort, "grpc_port", config.DefaultGRPCPort, "gRPC port of the Open Inference Protocol; 0 turns gRPC off (default: the registry's server.grpc_port, else 8081)")
 	fs.StringVar(&f.ortLib, "ort-lib", onnx.DefaultLibraryPath(), "ONNX Runtime shared library (env CHORUS_ORT_LIB)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -111,6 +114,9 @@ func (f *serveFlags) loadConfig() (*config.Config, error) {
 	}
 	if f.httpPortSet {
 		cfg.Server.HTTPPort = f.httpPort // 0: any free port
+	}
+	if f.grpcPortSet {
+		cfg.Server.GRPCPort = &f.grpcPort // 0: no gRPC
 	}
 	return cfg, nil
 }

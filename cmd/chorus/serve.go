@@ -44,6 +44,7 @@ import (
 // serve runs until ctx ends (SIGINT/SIGTERM), then drains and exits.
 func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals context.CancelFunc) error {
 	f.httpPortSet = cmd.Flags().Changed("http_port")
+	f.grpcPortSet = cmd.Flags().Changed("grpc_port")
 	cfg, err := f.loadConfig()
 	if err != nil {
 		return err
@@ -119,6 +120,14 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 	log.Info("listening", slog.String("addr", ln.Addr().String()))
+	// --- gRPC (OIP, cmd/chorus/grpc.go): listens beside HTTP, drains with it.
+	grpcLn, err := startGRPC(cfg, srv, log)
+	if err != nil {
+		_ = httpSrv.Close()
+		return err
+	}
+	defer grpcLn.close() // a no-op after the drain; cuts it on early returns
+	// --- end gRPC
 
 	rt, err := onnx.NewRuntime(f.ortLib)
 	if err != nil {
@@ -157,6 +166,8 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 		select {
 		case err := <-serveErr:
 			return fmt.Errorf("http server: %w", err)
+		case err := <-grpcLn.errs():
+			return fmt.Errorf("grpc server: %w", err)
 		case reason := <-reloads:
 			reload(ctx, f.config, cfg, srv, build, reason, log)
 		case <-ctx.Done():
@@ -171,9 +182,11 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	srv.SetReady(false)
 	shutCtx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Server.ShutdownGrace))
 	defer cancel()
+	grpcDrained := grpcLn.drain(shutCtx) // gRPC drains beside HTTP, in the same grace
 	if err := httpSrv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
+	<-grpcDrained
 	log.Info("stopped", slog.Duration("drain", time.Since(start)))
 	return nil
 }

@@ -59,6 +59,9 @@ type Server struct {
 	Host string `yaml:"host"`
 	// HTTPPort is the port of the REST API. Default 8080.
 	HTTPPort int `yaml:"http_port"`
+	// GRPCPort is the port of the Open Inference Protocol over gRPC, as
+	// KServe's --grpc_port. Default 8081; 0 turns gRPC off.
+	GRPCPort *int `yaml:"grpc_port"`
 	// ShutdownGrace is how long in-flight requests may take to finish after
 	// SIGTERM. Default 30s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -66,6 +69,15 @@ type Server struct {
 	Limits Limits `yaml:"limits"`
 	// Timeouts of the HTTP server (slow clients cannot hold connections).
 	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// GRPC is the gRPC port to serve, 0 for none (after WithDefaults the
+// field is always set; a config built without defaults gets the default).
+func (s Server) GRPC() int {
+	if s.GRPCPort == nil {
+		return DefaultGRPCPort
+	}
+	return *s.GRPCPort
 }
 
 // Timeouts of the HTTP server. Zero means the default.
@@ -108,6 +120,7 @@ type Limits struct {
 // Default limits.
 const (
 	DefaultHTTPPort     = 8080
+	DefaultGRPCPort     = 8081
 	DefaultMaxBodyBytes = 4 << 20
 	DefaultMaxInstances = 256
 	DefaultMaxTextChars = 100_000

@@ -136,6 +136,10 @@ func (c *Config) applyDefaults() {
 	if c.Server.HTTPPort == 0 {
 		c.Server.HTTPPort = DefaultHTTPPort
 	}
+	if c.Server.GRPCPort == nil {
+		c.Server.GRPCPort = new(int)
+		*c.Server.GRPCPort = DefaultGRPCPort
+	}
 	if c.Server.ShutdownGrace == 0 {
 		c.Server.ShutdownGrace = Duration(DefaultShutdownGrace)
 	}
@@ -193,6 +197,9 @@ func (c *Config) Validate(baseDir string) error {
 	var errs problems
 	if p := c.Server.HTTPPort; p < 0 || p > 65535 {
 		errs.add("server.http_port", "%d is not a port (0-65535)", p)
+	}
+	if p := c.Server.GRPC(); p < 0 || p > 65535 {
+		errs.add("server.grpc_port", "%d is not a port (0-65535, 0: no gRPC)", p)
 	}
 	if c.Server.ShutdownGrace < 0 {
 		errs.add("server.shutdown_grace", "must not be negative")

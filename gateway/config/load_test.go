@@ -20,6 +20,7 @@ var badFiles = map[string]string{
 	"both-modes.bad.yaml":            "models[sst2]: return_probabilities and disable_postprocess are exclusive",
 	"bad-name.bad.yaml":              `.name: "my model/v1": use letters`,
 	"bad-port.bad.yaml":              "server.http_port: 70000 is not a port",
+	"bad-grpc-port.bad.yaml":         "server.grpc_port: -1 is not a port",
 	"bad-duration.bad.yaml":          `want a duration like "30s"`,
 	"wrong-kind.bad.yaml":            "cannot unmarshal !!str `lots` into int",
 	"empty.bad.yaml":                 "config is empty",
@@ -85,7 +86,7 @@ func TestDefaultsAndPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := cfg.Server
-	if s.HTTPPort != DefaultHTTPPort || s.Limits.MaxBodyBytes != DefaultMaxBodyBytes ||
+	if s.HTTPPort != DefaultHTTPPort || s.GRPC() != DefaultGRPCPort || s.Limits.MaxBodyBytes != DefaultMaxBodyBytes ||
 		s.Limits.MaxInstances != DefaultMaxInstances || s.Limits.MaxTextChars != DefaultMaxTextChars ||
 		time.Duration(s.ShutdownGrace) != DefaultShutdownGrace {
 		t.Errorf("defaults not applied: %+v", s)
@@ -102,9 +103,19 @@ func TestDefaultsAndPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if full.Server.HTTPPort != 9000 || time.Duration(full.Server.ShutdownGrace) != 10*time.Second ||
+	if full.Server.HTTPPort != 9000 || full.Server.GRPC() != 9001 || time.Duration(full.Server.ShutdownGrace) != 10*time.Second ||
 		full.Server.Limits.MaxInstances != 32 || full.Models[0].Replicas[0].MaxLength != 128 || !full.Models[1].DisablePostprocess {
 		t.Errorf("values not read: %+v", full)
+	}
+}
+
+func TestGRPCOff(t *testing.T) {
+	cfg, err := Load("testdata/grpc-off.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.GRPC() != 0 {
+		t.Errorf("grpc_port 0 read as %d, want 0 (off)", cfg.Server.GRPC())
 	}
 }
 
