@@ -189,7 +189,10 @@ func TestGRPCMetadataReadinessAndErrors(t *testing.T) {
 			_, err := c.ModelInfer(ctx, &oippb.ModelInferRequest{ModelName: "nope", Inputs: one})
 			return err
 		}, codes.NotFound, "model not found"},
-		"unknown version": {func() error { _, err := c.ModelMetadata(ctx, &oippb.ModelMetadataRequest{Name: "bert", Version: "9"}); return err }, codes.NotFound, `no version "9"`},
+		"unknown version": {func() error {
+			_, err := c.ModelMetadata(ctx, &oippb.ModelMetadataRequest{Name: "bert", Version: "9"})
+			return err
+		}, codes.NotFound, `no version "9"`},
 		"shape mismatch": {func() error {
 			_, err := c.ModelInfer(ctx, &oippb.ModelInferRequest{ModelName: "distilbert", Inputs: []*oippb.ModelInferRequest_InferInputTensor{{Name: "t", Datatype: "BYTES", Shape: []int64{2},
 				Contents: &oippb.InferTensorContents{BytesContents: [][]byte{[]byte("a")}}}}})

@@ -46,7 +46,8 @@ type serveFlags struct {
 	allowCalibrationMismatch bool
 	httpPortSet              bool // --http_port was given (0 then means any free port)
 	grpcPort                 int
-	grpcPortSet              bool // --grpc_port was given (0 then means no gRPC)
+	grpcPortSet              bool        // --grpc_port was given (0 then means no gRPC)
+	kserve                   kserveFlags // KServe's other flags (kserveflags.go)
 	watch                    bool
 }
 
@@ -68,6 +69,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.disablePostprocess, "return_raw_logits", false, "alias of --disable_postprocess, as newer KServe releases spell it")
 	fs.BoolVar(&f.allowCalibrationMismatch, "allow-calibration-mismatch", false, "use a calibration file's temperature even if it was fitted for another model fingerprint")
 	fs.IntVar(&f.maxLength, "max_length", 0, "truncate texts to this many tokens (default: the model's max_position_embeddings)")
+	f.kserve.register(fs, f)
 }
 
 // loadConfig builds the registry from --config or from the KServe flags.
@@ -79,6 +81,10 @@ func (f *serveFlags) loadConfig() (*config.Config, error) {
 		}
 	}
 	single := f.modelName != "" || sources > 0
+	if f.modelName != "" && sources == 0 && f.config == "" {
+		// KServe's default: its storage initializer puts the model there.
+		f.modelDir, sources = "/mnt/models", 1
+	}
 	var cfg *config.Config
 	switch {
 	case f.config != "" && single:

@@ -53,6 +53,10 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	if err != nil {
 		return usageError{err}
 	}
+	if err := f.kserve.apply(cmd.Flags(), cfg, f.config == ""); err != nil {
+		return err
+	}
+	f.kserve.logIgnored(log)
 
 	tracing, err := telemetry.FromEnv(ctx, os.Getenv, "chorus", chorusVersion())
 	if err != nil {
@@ -489,7 +493,12 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 	if err != nil {
 		return nil, "", err
 	}
-	m, err := b.rt.Open(dir, onnx.Options{MaxLength: rc.MaxLength, IntraOpThreads: rc.IntraOpThreads,
+	tokDir, err := tokenizerDir(ctx, rc, b.hub)
+	if err != nil {
+		return nil, "", err
+	}
+	m, err := b.rt.Open(dir, onnx.Options{LowerCase: rc.LowerCase, NoSpecialTokens: rc.SpecialTokens != nil && !*rc.SpecialTokens,
+		Dtype: rc.Dtype, TokenizerDir: tokDir, MaxLength: rc.MaxLength, IntraOpThreads: rc.IntraOpThreads,
 		InterOpThreads: rc.InterOpThreads, GraphOptimization: rc.GraphOptimization, MemoryArena: rc.MemoryArena,
 		Device: rc.Device, Batching: onnx.Batching{MaxBatchSize: rc.Batching.MaxBatchSize, MaxBatchTokens: rc.Batching.MaxBatchTokens,
 			MaxQueueDelay: time.Duration(rc.Batching.MaxQueueDelay), QueueSize: rc.Batching.QueueSize},

@@ -297,6 +297,21 @@ type Replica struct {
 	MaxRequestTokens int `yaml:"max_request_tokens"`
 	// Batching runs concurrent requests to this replica together. Default off.
 	Batching Batching `yaml:"batching"`
+	// LowerCase overrides the tokenizer's lowercasing (KServe's
+	// --disable_lower_case is lower_case: false). Default: as tokenizer.json says.
+	LowerCase *bool `yaml:"lower_case"`
+	// SpecialTokens adds [CLS]/[SEP] and the like (KServe's
+	// --disable_special_tokens is special_tokens: false). Default true.
+	SpecialTokens *bool `yaml:"special_tokens"`
+	// Dtype serves the graph exported for a weight type when the folder has
+	// it (float16 or half: onnx/model_fp16.onnx; bfloat16:
+	// onnx/model_bf16.onnx), as KServe's --dtype; otherwise the fp32 graph.
+	// One of auto, float32, float, float16, half, bfloat16. Default auto.
+	Dtype string `yaml:"dtype"`
+	// TokenizerRevision takes the tokenizer from another revision of an
+	// hf:// storage_uri, as KServe's --tokenizer_revision. Default: the
+	// model's revision.
+	TokenizerRevision string `yaml:"tokenizer_revision"`
 	// Location is model_dir or storage_uri, parsed; set by Validate.
 	Location storage.Location `yaml:"-"`
 

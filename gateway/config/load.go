@@ -496,6 +496,12 @@ func (r *Replica) validateONNX(rp, baseDir string, errs *problems) {
 	if d := r.Device; d != "" && d != "cpu" && !cudaRE.MatchString(d) {
 		errs.add(rp+".device", "%q: want cpu or cuda:N", d)
 	}
+	if d := r.Dtype; d != "" && !slices.Contains([]string{"auto", "float32", "float", "float16", "half", "bfloat16"}, d) {
+		errs.add(rp+".dtype", "%q: want auto, float32, float, float16, half or bfloat16", d)
+	}
+	if r.TokenizerRevision != "" && !loc.IsHub() {
+		errs.add(rp+".tokenizer_revision", "needs an hf:// storage_uri")
+	}
 }
 
 func (r *Replica) validateKServe(rp, modelName, baseDir string, errs *problems) {

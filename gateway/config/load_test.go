@@ -21,6 +21,8 @@ var badFiles = map[string]string{
 	"bad-name.bad.yaml":              `.name: "my model/v1": use letters`,
 	"bad-port.bad.yaml":              "server.http_port: 70000 is not a port",
 	"bad-grpc-port.bad.yaml":         "server.grpc_port: -1 is not a port",
+	"dtype.bad.yaml":                 `models[sst2].replicas[0].dtype: "float8": want auto`,
+	"tokenizer-revision.bad.yaml":    "models[sst2].replicas[0].tokenizer_revision: needs an hf:// storage_uri",
 	"bad-duration.bad.yaml":          `want a duration like "30s"`,
 	"wrong-kind.bad.yaml":            "cannot unmarshal !!str `lots` into int",
 	"empty.bad.yaml":                 "config is empty",

@@ -225,7 +225,8 @@ func Run(t testing.TB, env []string, name string, args ...string) (int, string) 
 // noDefaultGRPC turns gRPC off for a chorus serve that does not ask for it:
 // its default port is the fixed 8081, on which parallel tests would collide.
 func noDefaultGRPC(name string, args []string) []string {
-	if filepath.Base(name) != "chorus" || len(args) == 0 || args[0] != "serve" || slices.ContainsFunc(args, func(a string) bool {
+	serving := len(args) > 0 && (args[0] == "serve" || strings.HasPrefix(args[0], "--")) // flags alone serve, as KServe's CLI
+	if filepath.Base(name) != "chorus" || !serving || slices.ContainsFunc(args, func(a string) bool {
 		return strings.HasPrefix(a, "--grpc_port")
 	}) {
 		return args
