@@ -2,15 +2,21 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/chorusml/chorus/backends/oipgrpc"
 	"github.com/chorusml/chorus/gateway"
 	"github.com/chorusml/chorus/gateway/config"
+	"github.com/chorusml/chorus/protocol"
 )
 
 // grpcListener is the OIP gRPC server beside the HTTP one.
@@ -71,4 +77,30 @@ func (g *grpcListener) close() {
 	if g != nil {
 		g.srv.Stop()
 	}
+}
+
+// grpcBackend is a remote replica with protocol: grpc. Its TLS settings
+// are the HTTP client's (https:// URLs), so both protocols read tls: alike.
+func grpcBackend(mc config.Model, rc config.Replica, client *http.Client) (protocol.Predictor, string, error) {
+	u, err := url.Parse(rc.URL)
+	if err != nil {
+		return nil, "", fmt.Errorf("replica url: %w", err)
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+	}
+	var tc *tls.Config
+	if u.Scheme == "https" {
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		if tr, ok := client.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
+			tc = tr.TLSClientConfig.Clone()
+		}
+	}
+	b, err := oipgrpc.New(oipgrpc.Config{Target: target, TLS: tc, Model: rc.Model, Logits: rc.Logits, OutputName: rc.Output,
+		Labels: mc.Labels, Revision: rc.Revision, Timeout: time.Duration(rc.Timeout), Headers: rc.Headers})
+	if err != nil {
+		return nil, "", err
+	}
+	return b, b.Name(), nil
 }

@@ -321,7 +321,9 @@ type Replica struct {
 	URL string `yaml:"url"`
 	// Model is the model's name on the remote. Default: this model's name.
 	Model string `yaml:"model"`
-	// Protocol is v1 or v2. Default v2.
+	// Protocol is v1, v2 (HTTP) or grpc (the Open Inference Protocol's
+	// gRPC service; url then gives host and port, http:// for plaintext,
+	// https:// for TLS). Default v2.
 	Protocol string `yaml:"protocol"`
 	// Logits says how raw logits come back: "kserve" (default: KServe's
 	// Hugging Face server with --disable_postprocess) or "tensor" (an FP32

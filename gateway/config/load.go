@@ -526,8 +526,8 @@ func (r *Replica) validateKServe(rp, modelName, baseDir string, errs *problems) 
 	if r.Protocol == "" {
 		r.Protocol = "v2"
 	}
-	if r.Protocol != "v1" && r.Protocol != "v2" {
-		errs.add(rp+".protocol", "%q: want v1 or v2", r.Protocol)
+	if r.Protocol != "v1" && r.Protocol != "v2" && r.Protocol != "grpc" {
+		errs.add(rp+".protocol", "%q: want v1, v2 or grpc", r.Protocol)
 	}
 	if r.Logits == "" {
 		r.Logits = "kserve"

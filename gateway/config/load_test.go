@@ -45,7 +45,7 @@ var badFiles = map[string]string{
 	"temperature.bad.yaml":           "models[a].temperature: -1: want a finite temperature > 0",
 	"calibration-missing.bad.yaml":   "models[a].calibration: ",
 	"device.bad.yaml":                `models[sst2].replicas[0].device: "gpu0": want cpu or cuda:N`,
-	"protocol.bad.yaml":              `models[sst2].replicas[0].protocol: "grpc": want v1 or v2`,
+	"protocol.bad.yaml":              `models[sst2].replicas[0].protocol: "v3": want v1, v2 or grpc`,
 }
 
 func TestBadFiles(t *testing.T) {

@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/chorusml/chorus/backends/backendtest"
+	"github.com/chorusml/chorus/internal/proctest"
+)
+
+// A gateway calls its predictor over gRPC (protocol: grpc): the answers
+// are the predictor's logits, the predictor's gRPC health follows its
+// readiness, and both exit 0 on SIGTERM.
+func TestGatewayOverGRPC(t *testing.T) {
+	pred := proctest.Start(t, nil, proctest.Chorus(t), "serve", "--config", predictorYAML(t), "--http_port", "{port}", "--grpc_port", "{grpc_port}")
+	pred.WaitReady("/v2/health/ready", 30*time.Second)
+
+	gwCfg := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(gwCfg, []byte(fmt.Sprintf(`models:
+  - name: sst2
+    labels: [NEGATIVE, POSITIVE]
+    replicas: [{type: kserve, url: "http://127.0.0.1:%d", protocol: grpc, logits: tensor}]
+`, pred.GRPCPort)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw := start(t, "serve", "--config", gwCfg, "--grpc_port", "0")
+	gw.waitReady(30 * time.Second)
+
+	ref, err := backendtest.LoadReference(filepath.Join(proctest.Root(), "testdata/models/sst2-tiny-a", "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, r := range ref.Texts[:4] {
+		texts = append(texts, r.Text)
+	}
+	status, rows, msg, err := infer(gw.URL, "sst2", texts)
+	if err != nil || status != 200 {
+		t.Fatalf("%d %s %v", status, msg, err)
+	}
+	for i, row := range rows {
+		if d := backendtest.MaxAbsDiff(row, ref.Texts[i].Logits); d > 1e-4 {
+			t.Errorf("text %d: logits %v differ from the reference by %g", i, row, d)
+		}
+	}
+
+	conn, err := grpc.NewClient("127.0.0.1:"+strconv.Itoa(pred.GRPCPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	h, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("predictor health %v %v", h, err)
+	}
+	if code := gw.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Fatalf("gateway exit %d", code)
+	}
+	if code := pred.Stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Fatalf("predictor exit %d", code)
+	}
+}
