@@ -6,16 +6,22 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/chorusml/chorus/backends/backendtest"
 	"github.com/chorusml/chorus/internal/proctest"
+	"github.com/chorusml/chorus/protocol/oippb"
 )
 
 // A gateway calls its predictor over gRPC (protocol: grpc): the answers
@@ -68,5 +74,64 @@ func TestGatewayOverGRPC(t *testing.T) {
 	}
 	if code := pred.Stop(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Fatalf("predictor exit %d", code)
+	}
+}
+
+// SIGTERM during a gRPC load: every call the server accepted is answered OK
+// and reaches the client (client-side OKs equal the server's access log);
+// the others are refused as Unavailable. Exit 0.
+func TestSIGTERMUnderGRPCLoad(t *testing.T) {
+	p := start(t, "serve", "--config", "configs/local.yaml", "--grpc_port", "{grpc_port}")
+	p.waitReady(30 * time.Second)
+	conn, err := grpc.NewClient("127.0.0.1:"+strconv.Itoa(p.GRPCPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := oippb.NewGRPCInferenceServiceClient(conn)
+	var sent, ok, refused, other atomic.Int64
+	var firstBad atomic.Value
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := sent.Add(1)
+				if i > 4000 {
+					return
+				}
+				if i == 800 {
+					p.Signal(syscall.SIGTERM)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, err := c.ModelInfer(ctx, &oippb.ModelInferRequest{ModelName: "distilbert",
+					Inputs: []*oippb.ModelInferRequest_InferInputTensor{{Name: "t", Datatype: "BYTES", Shape: []int64{1},
+						Contents: &oippb.InferTensorContents{BytesContents: [][]byte{[]byte(fmt.Sprintf("drain text %d", i%500))}}}}})
+				cancel()
+				switch status.Code(err) {
+				case codes.OK:
+					ok.Add(1)
+				case codes.Unavailable:
+					refused.Add(1) // not accepted: the server stopped taking calls
+				default:
+					other.Add(1)
+					firstBad.CompareAndSwap(nil, err.Error())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	code := p.Wait(30 * time.Second)
+	logged := int64(strings.Count(p.output(), "path=/inference.GRPCInferenceService/ModelInfer status=OK"))
+	t.Logf("SIGTERM under gRPC load: %d OK (server logged %d), %d refused, %d otherwise; exit %d", ok.Load(), logged, refused.Load(), other.Load(), code)
+	if other.Load() != 0 {
+		t.Errorf("calls failed otherwise than refused: %v", firstBad.Load())
+	}
+	if ok.Load() != logged {
+		t.Errorf("the server answered %d calls OK, the clients received %d", logged, ok.Load())
+	}
+	if code != 0 || !strings.Contains(p.output(), "msg=stopped") {
+		t.Errorf("exit %d", code)
 	}
 }

@@ -11,6 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -316,5 +320,48 @@ func TestV2BinaryHTTP(t *testing.T) {
 		map[string]string{"Inference-Header-Content-Length": strconv.Itoa(len(head) + len(bin) + 1)})
 	if w.Code != 400 {
 		t.Fatalf("lying header: %d %s", w.Code, w.Body)
+	}
+}
+
+// gRPC calls are counted and traced as HTTP requests are: chorus_requests_total
+// with protocol="grpc" and the gRPC code, and a server span continuing the
+// caller's trace from the traceparent metadata.
+func TestGRPCMetricsAndTraces(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics, err := gateway.NewMetrics(reg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: testLimits,
+		Metrics: metrics, Tracer: tp})
+	srv.SetRegistry(newServer(t).SetRegistry(nil))
+	srv.SetReady(true)
+	c := oippb.NewGRPCInferenceServiceClient(serveGRPC(t, srv))
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	one := []*oippb.ModelInferRequest_InferInputTensor{{Name: "t", Datatype: "BYTES", Shape: []int64{1}, Contents: &oippb.InferTensorContents{BytesContents: [][]byte{[]byte("a")}}}}
+	if _, err := c.ModelInfer(ctx, &oippb.ModelInferRequest{ModelName: "distilbert", Inputs: one}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ModelInfer(ctx, &oippb.ModelInferRequest{ModelName: "nope", Inputs: one}); status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown model: %v", err)
+	}
+	method := oippb.GRPCInferenceService_ModelInfer_FullMethodName
+	if v := testutil.ToFloat64(metrics.RequestsCounter("distilbert", "grpc", method, "OK")); v != 1 {
+		t.Errorf("OK calls counted %v, want 1", v)
+	}
+	if v := testutil.ToFloat64(metrics.RequestsCounter("unknown", "grpc", method, "NotFound")); v != 1 {
+		t.Errorf("NotFound calls counted %v, want 1", v)
+	}
+	var found bool
+	for _, s := range rec.Ended() {
+		if s.Name() == method && s.SpanContext().TraceID().String() == traceID {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no %s span in trace %s", method, traceID)
 	}
 }
