@@ -55,6 +55,9 @@ type Config struct {
 	Headers map[string]string
 	// MaxResponseBytes bounds a response message. Default 64 MiB.
 	MaxResponseBytes int
+	// DialOptions are added to the connection's, e.g. an interceptor that
+	// carries trace context (the caller owns tracing). Default none.
+	DialOptions []grpc.DialOption
 }
 
 // Backend is a remote predictor reached over gRPC.
@@ -94,8 +97,9 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
 	}
-	conn, err := grpc.NewClient(cfg.Target, grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxResponseBytes)))
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxResponseBytes))}, cfg.DialOptions...)
+	conn, err := grpc.NewClient(cfg.Target, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("grpc backend %s: %w", cfg.Target, err)
 	}

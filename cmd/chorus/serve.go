@@ -482,7 +482,7 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 			return nil, "", err
 		}
 		if rc.Protocol == "grpc" {
-			return grpcBackend(mc, rc, client)
+			return b.grpcBackend(mc, rc, client)
 		}
 		k, err := kserve.New(kserve.Config{URL: rc.URL, Model: rc.Model, Protocol: rc.Protocol, Logits: rc.Logits,
 			OutputName: rc.Output, Labels: mc.Labels, Revision: rc.Revision, Timeout: time.Duration(rc.Timeout),
