@@ -365,3 +365,57 @@ func TestGRPCMetricsAndTraces(t *testing.T) {
 		t.Errorf("no %s span in trace %s", method, traceID)
 	}
 }
+
+// gatePredictor holds every Predict until released: a request provably in
+// flight, without timing.
+type gatePredictor struct {
+	entered, release chan struct{}
+}
+
+func (g *gatePredictor) Predict(ctx context.Context, texts []string) (protocol.Logits, error) {
+	g.entered <- struct{}{}
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	out := make(protocol.Logits, len(texts))
+	for i := range out {
+		out[i] = []float32{0, 1}
+	}
+	return out, nil
+}
+func (g *gatePredictor) Metadata() protocol.ModelMetadata {
+	return protocol.ModelMetadata{Labels: []string{"a", "b"}, Fingerprint: "gate", MaxLength: 8}
+}
+func (g *gatePredictor) Close() error { return nil }
+
+// HTTP and gRPC share one in-flight bound: with one slot taken by an HTTP
+// request, a gRPC call is refused at once (Unavailable), and the HTTP
+// request still completes.
+func TestGRPCSharesInFlightBound(t *testing.T) {
+	gate := &gatePredictor{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	reg, err := gateway.NewRegistry([]*gateway.Model{newModel(t, "slow", "", gateway.ModeLabel, gate)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := testLimits
+	limits.MaxInFlight = 1
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Limits: limits,
+		Cache: gateway.CacheOptions{}})
+	srv.SetRegistry(reg)
+	srv.SetReady(true)
+	c := oippb.NewGRPCInferenceServiceClient(serveGRPC(t, srv))
+	done := make(chan int)
+	go func() { done <- do(srv, "POST", "/v2/models/slow/infer", seedV2).Code }()
+	<-gate.entered
+	_, err = c.ModelInfer(context.Background(), &oippb.ModelInferRequest{ModelName: "slow",
+		Inputs: []*oippb.ModelInferRequest_InferInputTensor{{Name: "t", Datatype: "BYTES", Shape: []int64{1}, Contents: &oippb.InferTensorContents{BytesContents: [][]byte{[]byte("a")}}}}})
+	if st, _ := status.FromError(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "in flight") {
+		t.Fatalf("gRPC with the slot taken: %v, want Unavailable (in flight)", err)
+	}
+	close(gate.release)
+	if code := <-done; code != 200 {
+		t.Fatalf("HTTP request: %d", code)
+	}
+}
