@@ -42,7 +42,8 @@ COPY models /etc/models
 COPY testdata/models/sentiment3-tiny /etc/testdata/models/sentiment3-tiny
 ENV CHORUS_ORT_LIB=/opt/chorus/lib/libonnxruntime.so.1 HF_HOME=/tmp/huggingface
 USER 10001
-EXPOSE 8080
+# 8080: HTTP (KServe V1, OIP V2); 8081: OIP over gRPC, as KServe.
+EXPOSE 8080 8081
 HEALTHCHECK --interval=5s --timeout=3s CMD ["chorus", "probe", "http://127.0.0.1:8080/v2/health/ready"]
 ENTRYPOINT ["chorus"]
 CMD ["serve", "--config", "/etc/chorus/local.yaml"]

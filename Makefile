@@ -18,7 +18,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 PY_VENV := $(CHORUS_CACHE)/venv-kserve-client
 FIXTURES_VENV := $(CHORUS_CACHE)/venv-fixtures
 
-.PHONY: help deps pyvenv build run stack stack-down test test-go test-deploy fuzz faults vulncheck test-gpu test-python bench bench-cache fixtures demo-model lint
+.PHONY: help deps pyvenv build run stack stack-down test test-go test-deploy fuzz faults vulncheck test-gpu test-python bench bench-cache fixtures demo-model lint proto
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -119,6 +119,10 @@ demo-model: deps ## retrain models/demo-sentiment and its data splits (CPU, ~1 m
 	@echo "==> demo-model: training models/demo-sentiment"
 	@$(FIXTURES_VENV)/bin/python scripts/demo_model/train.py \
 		--tokenizer $(TOKENIZERS_DIR)/bert-base-uncased.json --out models/demo-sentiment --data data/demo-sentiment
+
+proto: ## regenerate protocol/oippb from oip.proto (needs protoc; the Go plugins are pinned)
+	@echo "==> proto: scripts/protogen.sh"
+	@bash scripts/protogen.sh
 
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(CHORUS_CACHE)/bin/golangci-lint-$(GOLANGCI_LINT_VERSION)

@@ -127,3 +127,26 @@ func TestGatewayDeployment(t *testing.T) {
 		t.Errorf("gateway/registry.yaml: %v", err)
 	}
 }
+
+// KServe's own Hugging Face server (modelFormat huggingface) takes
+// --return_raw_logits for raw logits and silently ignores
+// --disable_postprocess, answering labels that the gateway's replica then
+// cannot read (502). Chorus's runtime accepts both spellings.
+func TestKServeHuggingFaceGetsReturnRawLogits(t *testing.T) {
+	raw, err := os.ReadFile("kserve/inferenceservice-sst2.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var isvc kservev1beta1.InferenceService
+	if err := yaml.UnmarshalStrict(raw, &isvc); err != nil {
+		t.Fatal(err)
+	}
+	m := isvc.Spec.Predictor.Model
+	if m == nil || m.ModelFormat.Name != "huggingface" {
+		t.Fatalf("want KServe's Hugging Face runtime, got %+v", m)
+	}
+	args := strings.Join(m.Args, " ")
+	if !strings.Contains(args, "--return_raw_logits") || strings.Contains(args, "--disable_postprocess") {
+		t.Errorf("KServe's server args %q: want --return_raw_logits, never --disable_postprocess", args)
+	}
+}

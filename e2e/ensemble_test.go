@@ -136,13 +136,14 @@ func TestEnsemblesAndTemperature(t *testing.T) {
 		return r
 	}())
 	ml := o["member_logits"]
-	if fmt.Sprint(ml.Shape) != fmt.Sprintf("[2 %d 2]", n) || fmt.Sprint(ml.Parameters["members"]) != "[a b]" {
+	if fmt.Sprint(ml.Shape) != fmt.Sprintf("[2 %d 2]", n) || ml.Parameters["members"] != "a,b" || ml.Parameters["weights"] != "2,1" {
 		t.Fatalf("member_logits %v %v", ml.Shape, ml.Parameters)
 	}
 	near("ens member a", ml.Data[:2*n], combine(func(a, _ []float64) []float64 { return a }))
 	near("ens member b", ml.Data[2*n:], combine(func(_, b []float64) []float64 { return b }))
-	if fmt.Sprint(params["members_used"]) != "[a b]" {
-		t.Errorf("members_used %v", params["members_used"])
+	// OIP parameters are scalars: names joined by commas, and a count.
+	if params["members_used"] != "a,b" || params["members_used_count"] != 2.0 {
+		t.Errorf("members_used %v", params)
 	}
 
 	// mean_probs: the average of the members' probabilities.
@@ -180,7 +181,7 @@ func TestEnsemblesAndTemperature(t *testing.T) {
 	// answers with a's logits and says so; the strict one answers 503.
 	o, params = v2("ens-tolerant", "logits")
 	near("ens-tolerant", o["logits"].Data, combine(func(a, _ []float64) []float64 { return a }))
-	if fmt.Sprint(params["members_used"]) != "[a]" || fmt.Sprint(params["members_failed"]) != "[dead]" {
+	if params["members_used"] != "a" || params["members_failed"] != "dead" || params["members_failed_count"] != 1.0 {
 		t.Errorf("ens-tolerant parameters %v", params)
 	}
 	status, b = post(t, p.URL+"/v1/models/ens-strict:predict", `{"instances": ["x"]}`)

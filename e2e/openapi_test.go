@@ -39,7 +39,10 @@ func TestOpenAPIContract(t *testing.T) {
 	// positive_data_acceptance is left out: a schema cannot say that an
 	// input's shape must match its data, which the server rightly enforces.
 	// The coverage phase is left out: it fails inside hypothesis on Python 3.11.
+	// :explain is left out: its documented answer is 501 (as KServe's, no
+	// explainer), which schemathesis counts as a server error.
 	cmd := exec.Command(st, "run", p.URL+"/openapi.json", "--checks", "all", "--exclude-checks", "positive_data_acceptance",
+		"--exclude-operation-id", "v1Explain",
 		"--phases", "examples,fuzzing,stateful", "--max-examples", "40", "--seed", "1", "-w", "2", "--request-timeout", "10")
 	cmd.Dir = t.TempDir() // its .schemathesis cache stays out of the tree
 	out, err := cmd.CombinedOutput()

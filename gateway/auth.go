@@ -53,8 +53,11 @@ const keyNameKey = "chorus.key"
 
 // check finds the key presented. Every stored hash is compared, in constant
 // time, so that timing says nothing about which key came close.
-func (a *Auth) check(c *gin.Context) (int, error) {
-	h := c.GetHeader("Authorization")
+func (a *Auth) check(c *gin.Context) (int, error) { return a.checkHeader(c.GetHeader("Authorization")) }
+
+// checkHeader is check on an Authorization value (HTTP header or gRPC
+// "authorization" metadata).
+func (a *Auth) checkHeader(h string) (int, error) {
 	token, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || token == "" {
 		return -1, fmt.Errorf("%w: send Authorization: Bearer <API key>", protocol.ErrUnauthorized)
@@ -81,16 +84,25 @@ func (a *Auth) middleware(s *Server) gin.HandlerFunc {
 			s.abort(c, err)
 			return
 		}
-		k := a.keys[i]
-		c.Set(keyNameKey, k.Name)
-		if name, _, _ := strings.Cut(c.Param("name"), ":"); name != "" && !slices.Contains(k.Models, "*") && !slices.Contains(k.Models, name) {
-			s.abort(c, fmt.Errorf("%w: API key %q may not use model %q", protocol.ErrForbidden, k.Name, name))
-			return
-		}
-		if l := a.limiters[i]; l != nil && !l.Allow() {
-			s.abort(c, fmt.Errorf("%w: API key %q is over %v requests per second", protocol.ErrRateLimited, k.Name, k.Rate))
+		c.Set(keyNameKey, a.keys[i].Name)
+		name, _, _ := strings.Cut(c.Param("name"), ":")
+		if err := a.admit(i, name); err != nil {
+			s.abort(c, err)
 			return
 		}
 		c.Next()
 	}
+}
+
+// admit checks that key i may use model name ("": no model named) and is
+// within its rate.
+func (a *Auth) admit(i int, name string) error {
+	k := a.keys[i]
+	if name != "" && !slices.Contains(k.Models, "*") && !slices.Contains(k.Models, name) {
+		return fmt.Errorf("%w: API key %q may not use model %q", protocol.ErrForbidden, k.Name, name)
+	}
+	if l := a.limiters[i]; l != nil && !l.Allow() {
+		return fmt.Errorf("%w: API key %q is over %v requests per second", protocol.ErrRateLimited, k.Name, k.Rate)
+	}
+	return nil
 }

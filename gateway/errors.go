@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/chorusml/chorus/protocol"
 )
@@ -49,6 +51,8 @@ func statusOf(err error) int {
 		return http.StatusBadGateway
 	case errors.Is(err, protocol.ErrGatewayTimeout):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, protocol.ErrNotImplemented):
+		return http.StatusNotImplemented
 	case errors.Is(err, context.Canceled):
 		return StatusClientClosedRequest
 	case errors.Is(err, context.DeadlineExceeded):
@@ -63,16 +67,7 @@ func statusOf(err error) int {
 // details, which name internal addresses.
 func (s *Server) abort(c *gin.Context, err error) {
 	status := statusOf(err)
-	msg := err.Error()
-	id := requestID(c)
-	switch {
-	case status == http.StatusInternalServerError:
-		s.log.ErrorContext(c.Request.Context(), "internal error", slog.String(logKeyRequestID, id), slog.Any(logKeyError, err))
-		msg = "internal error (request id " + id + ")"
-	case backendFault(err):
-		s.log.WarnContext(c.Request.Context(), "backend error", slog.String(logKeyRequestID, id), slog.Any(logKeyError, err))
-		msg = fmt.Sprintf("%s: %s (request id %s)", backendSentinel(err), c.Param("name"), id)
-	}
+	msg := s.publicMessage(c.Request.Context(), err, status, c.Param("name"), requestID(c))
 	setStatusHeaders(c, status)
 	c.AbortWithStatusJSON(status, protocol.ErrorResponse{Error: msg})
 }
@@ -86,6 +81,52 @@ func setStatusHeaders(c *gin.Context, status int) {
 	case http.StatusUnauthorized:
 		c.Header("WWW-Authenticate", `Bearer realm="chorus"`)
 	}
+}
+
+// publicMessage is what a client is told about err: internal and backend
+// errors are logged with the request id and told without their details,
+// which name internal addresses.
+func (s *Server) publicMessage(ctx context.Context, err error, status int, model, id string) string {
+	switch {
+	case status == http.StatusInternalServerError:
+		s.log.ErrorContext(ctx, "internal error", slog.String(logKeyRequestID, id), slog.Any(logKeyError, err))
+		return "internal error (request id " + id + ")"
+	case backendFault(err):
+		s.log.WarnContext(ctx, "backend error", slog.String(logKeyRequestID, id), slog.Any(logKeyError, err))
+		return fmt.Sprintf("%s: %s (request id %s)", backendSentinel(err), model, id)
+	}
+	return err.Error()
+}
+
+// grpcCodeOf is statusOf in gRPC's words: one decision, two transports.
+func grpcCodeOf(err error) codes.Code {
+	switch statusOf(err) {
+	case http.StatusBadRequest:
+		return codes.InvalidArgument
+	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusNotFound:
+		return codes.NotFound
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusServiceUnavailable, http.StatusBadGateway:
+		return codes.Unavailable
+	case http.StatusGatewayTimeout:
+		return codes.DeadlineExceeded
+	case StatusClientClosedRequest:
+		return codes.Canceled
+	case http.StatusNotImplemented:
+		return codes.Unimplemented
+	default:
+		return codes.Internal
+	}
+}
+
+// grpcError is abort for gRPC: the status and the message a client sees.
+func (s *Server) grpcError(ctx context.Context, err error, model, id string) error {
+	return status.Error(grpcCodeOf(err), s.publicMessage(ctx, err, statusOf(err), model, id))
 }
 
 // backendFault reports errors that come from a backend, not the request.

@@ -3,16 +3,13 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/http"
-	"slices"
 	"strings"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
 	"github.com/chorusml/chorus/protocol"
 )
@@ -49,6 +46,10 @@ func (s *Server) modelReady(c *gin.Context) {
 
 func (s *Server) v1Predict(c *gin.Context) {
 	name, verb, _ := strings.Cut(c.Param("name"), ":")
+	if verb == "explain" {
+		s.v1Explain(c, name)
+		return
+	}
 	if verb != "predict" {
 		s.abort(c, fmt.Errorf("%w POST %s (want /v1/models/{name}:predict)", errNoRoute, c.Request.URL.Path))
 		return
@@ -91,7 +92,7 @@ func (s *Server) v1Predict(c *gin.Context) {
 }
 
 func (s *Server) v2ServerMetadata(c *gin.Context) {
-	c.JSON(http.StatusOK, protocol.ServerMetadataResponse{Name: "chorus", Version: s.version, Extensions: []string{}})
+	c.JSON(http.StatusOK, protocol.ServerMetadataResponse{Name: "chorus", Version: s.version, Extensions: []string{protocol.ExtensionBinaryData}})
 }
 
 func (s *Server) v2ServerReady(c *gin.Context) {
@@ -136,7 +137,7 @@ func (s *Server) v2Infer(c *gin.Context) {
 	body, err := s.readBody(c)
 	var req protocol.V2Request
 	if err == nil {
-		req, err = protocol.DecodeV2(body, v2OutputNames)
+		req, err = decodeV2HTTP(c, body)
 	}
 	if err == nil {
 		err = s.checkTexts(req.Texts)
@@ -146,35 +147,13 @@ func (s *Server) v2Infer(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	if !isEnsemble(m) && slices.Contains(req.Outputs, protocol.OutputMemberLogits) {
-		s.abort(c, fmt.Errorf("%w: output %q: %q is not an ensemble", protocol.ErrInvalidInput, protocol.OutputMemberLogits, m.Name()))
-		return
-	}
-	p, err := s.scorer.Predict(s.requestContext(c), m, v, req.Texts, wantCache(c, req.Cache))
+	resp, cr, err := s.inferV2(s.requestContext(c), m, v, req, wantCache(c, req.Cache))
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	setCacheHeader(c, p.cache)
-	id := req.ID
-	if id == "" {
-		id = uuid.NewString()
-	}
-	r := newRender(m.Scoring(), p.members)
-	resp := protocol.InferResponse{ModelName: m.Name(), ID: id, Outputs: r.v2Outputs(p.logits, req.Outputs)}
-	if p.cache.used || p.ensemble {
-		resp.Parameters = map[string]any{}
-		if p.cache.used {
-			resp.Parameters["cache_hits"] = p.cache.hits
-		}
-		if p.ensemble {
-			maps.Copy(resp.Parameters, ensembleParameters(p))
-		}
-	}
-	if v.Name != "" {
-		resp.ModelVersion = &v.Name
-	}
-	c.JSON(http.StatusOK, resp)
+	setCacheHeader(c, cr)
+	s.writeV2(c, resp, req)
 }
 
 // requestContext carries the request id to the backends.

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"strings"
+
 	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/protocol"
 )
@@ -165,7 +167,8 @@ func (r render) v2Outputs(l protocol.Logits, names []string) []protocol.OutputTe
 				names, weights = append(names, m.Name), append(weights, m.Weight)
 			}
 			t.Shape, t.Datatype, t.Data = []int{len(r.members), n, k}, protocol.DatatypeFP32, data
-			t.Parameters = map[string]any{"members": names, "weights": weights}
+			// OIP parameters are scalars: the member order as one string.
+			t.Parameters = map[string]any{"members": strings.Join(names, ","), "weights": joinFloats(weights)}
 		}
 		out = append(out, t)
 	}

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc/health"
 
 	"github.com/chorusml/chorus/api"
 	"github.com/chorusml/chorus/protocol"
@@ -69,6 +70,13 @@ type Server struct {
 	// moment shutdown starts. Liveness does not depend on it.
 	ready  atomic.Bool
 	engine *gin.Engine
+	// For the gRPC service (grpc.go): what the HTTP middleware has, and
+	// the in-flight slots both transports share (nil: no bound).
+	metrics    *Metrics
+	auth       *Auth
+	propagator propagation.TextMapPropagator
+	slots      chan struct{}
+	grpcHealth atomic.Pointer[health.Server]
 }
 
 // NewServer builds the routes. It serves nothing until SetRegistry and
@@ -81,7 +89,11 @@ func NewServer(o ServerOptions) *Server {
 		o.Propagator = propagation.TraceContext{}
 	}
 	s := &Server{log: o.Log, limits: o.Limits, version: o.Version, scorer: NewScorer(o.Cache, o.Tracer),
-		tracer: o.Tracer.Tracer("github.com/chorusml/chorus/gateway")}
+		tracer:  o.Tracer.Tracer("github.com/chorusml/chorus/gateway"),
+		metrics: o.Metrics, auth: o.Auth, propagator: o.Propagator}
+	if o.Limits.MaxInFlight > 0 {
+		s.slots = make(chan struct{}, o.Limits.MaxInFlight)
+	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -138,6 +150,7 @@ func NewServer(o ServerOptions) *Server {
 	api.GET("/v1/models/:name", s.modelReady)
 	api.POST("/v1/models/:name", s.v1Predict) // ":predict" is part of the segment
 	// Open Inference Protocol V2.
+	api.GET("/v2/models", s.v2List)
 	for _, p := range []string{"/v2/models/:name", "/v2/models/:name/versions/:version"} {
 		api.GET(p, s.v2ModelMetadata)
 		api.GET(p+"/ready", s.modelReady)
@@ -154,10 +167,17 @@ func (s *Server) Handler() http.Handler { return s.engine }
 func (s *Server) CacheStats() CacheStats { return s.scorer.CacheStats() }
 
 // SetRegistry installs the models to serve and returns the previous set.
-func (s *Server) SetRegistry(r *Registry) *Registry { return s.models.Swap(r) }
+func (s *Server) SetRegistry(r *Registry) *Registry {
+	old := s.models.Swap(r)
+	s.setGRPCHealth()
+	return old
+}
 
-// SetReady flips readiness.
-func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+// SetReady flips readiness (and the gRPC health service's status).
+func (s *Server) SetReady(ready bool) {
+	s.ready.Store(ready)
+	s.setGRPCHealth()
+}
 
 // Ready reports readiness: models loaded and not shutting down.
 func (s *Server) Ready() bool { return s.ready.Load() && s.models.Load() != nil }
@@ -167,19 +187,26 @@ const registryKey = "chorus.registry"
 // pinRegistry holds the registry being served for the whole request, so that
 // a reload swapping in a new one closes the old only after this request.
 func (s *Server) pinRegistry(c *gin.Context) {
+	r, release := s.pin()
+	defer release()
+	if r != nil {
+		c.Set(registryKey, r)
+	}
+	c.Next()
+}
+
+// pin acquires the registry being served (nil while loading) until release.
+func (s *Server) pin() (*Registry, func()) {
 	for {
 		r := s.models.Load()
 		if r == nil {
-			break
+			return nil, func() {}
 		}
 		if r.acquire() {
-			defer r.release()
-			c.Set(registryKey, r)
-			break
+			return r, r.release
 		}
 		// Retired between Load and acquire: a new registry is in place.
 	}
-	c.Next()
 }
 
 // model resolves the model a request names and the version to serve it

@@ -29,6 +29,9 @@ var (
 	ErrRateLimited = errors.New("rate limited")
 	// ErrOverloaded: the server is at its limit of requests in flight (503).
 	ErrOverloaded = errors.New("overloaded")
+	// ErrNotImplemented: the model has no such verb, as KServe's :explain
+	// for a model without an explainer (501).
+	ErrNotImplemented = errors.New("not implemented")
 )
 
 // Retryable reports whether another replica might succeed where this error

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 )
 
@@ -52,6 +53,29 @@ func FuzzDecodeV2(f *testing.F) {
 			if !found {
 				t.Fatalf("accepted unknown output %q", o)
 			}
+		}
+	})
+}
+
+// The binary decoder takes any body and any header length: an answer or an
+// ErrInvalidInput, never a panic, and never more texts than bytes allow.
+func FuzzDecodeV2Binary(f *testing.F) {
+	bin := AppendBytesTensor(nil, []string{"Hello, my dog is cute", "I am feeling sad"})
+	head := `{"inputs":[{"name":"input-0","shape":[2],"datatype":"BYTES","parameters":{"binary_data_size":` + strconv.Itoa(len(bin)) + `}}],"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}`
+	f.Add(append([]byte(head), bin...), len(head))
+	head = `{"inputs":[{"name":"t","shape":[-1],"datatype":"BYTES","parameters":{"binary_data_size":9}}],"parameters":{"binary_data_output":true}}`
+	f.Add(append([]byte(head), 255, 255, 255, 255, 'a', 'b', 'c', 'd', 'e'), len(head))
+	f.Add([]byte(`{"inputs":[{"shape":[],"datatype":"BYTES","data":["a"]}]}`), -1)
+	f.Fuzz(func(t *testing.T, body []byte, n int) {
+		req, err := DecodeV2Binary(body, n, knownV2)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidInput) {
+				t.Fatalf("error %v does not wrap ErrInvalidInput", err)
+			}
+			return
+		}
+		if len(req.Texts) == 0 || len(req.Texts) > len(body) {
+			t.Fatalf("accepted %d texts from %d bytes", len(req.Texts), len(body))
 		}
 	})
 }

@@ -1,7 +1,11 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -42,12 +46,44 @@ type V2Request struct {
 	Outputs []string // requested output names, in order; empty: the default
 	// Cache is parameters.cache: false opts out of the logits cache.
 	Cache *bool
+	// BinaryOutputs is parameters.binary_data_output; OutputBinary[i] is
+	// outputs[i].parameters.binary_data when given (the binary tensor data
+	// extension). See Binary.
+	BinaryOutputs bool
+	OutputBinary  []*bool
 }
 
-// DecodeV2 parses and checks a V2 body: one BYTES input whose shape matches
-// its data, string elements, and known output names (see the Output*
-// constants; member outputs of later features are checked by the caller).
+// Binary reports whether output i of the answer (the i-th requested, or of
+// the default outputs when none was named) goes back as binary data: its
+// own binary_data when given, else the request's binary_data_output.
+func (r V2Request) Binary(i int) bool {
+	if i < len(r.OutputBinary) && r.OutputBinary[i] != nil {
+		return *r.OutputBinary[i]
+	}
+	return r.BinaryOutputs
+}
+
+// DecodeV2 parses and checks a JSON V2 body: one BYTES input whose shape
+// matches its data (see CheckTextShape), string elements, and known output
+// names (see the Output* constants; member outputs of later features are
+// checked by the caller).
 func DecodeV2(body []byte, knownOutputs []string) (V2Request, error) {
+	return DecodeV2Binary(body, -1, knownOutputs)
+}
+
+// DecodeV2Binary is DecodeV2 for a body that may carry binary tensor data:
+// jsonLen is its Inference-Header-Content-Length (see ParseHeaderLength),
+// or -1 when the header is absent and the whole body is JSON. The input's
+// texts come from its "data" or, when its parameters give binary_data_size,
+// from the bytes after the JSON, which that size must account for exactly.
+func DecodeV2Binary(body []byte, jsonLen int, knownOutputs []string) (V2Request, error) {
+	var bin []byte
+	if jsonLen >= 0 {
+		if jsonLen > len(body) {
+			return V2Request{}, invalid("%s %d is larger than the %d-byte body", HeaderInferenceLength, jsonLen, len(body))
+		}
+		body, bin = body[:jsonLen], body[jsonLen:]
+	}
 	var w struct {
 		InferRequest
 		Inputs *[]RequestInput `json:"inputs"`
@@ -69,47 +105,141 @@ func DecodeV2(body []byte, knownOutputs []string) (V2Request, error) {
 	if in.Datatype != DatatypeBYTES {
 		return V2Request{}, invalid("input %q: datatype %q is not supported, want %q (texts)", name, in.Datatype, DatatypeBYTES)
 	}
-	if len(in.Shape) == 0 {
+	if in.Shape == nil {
 		return V2Request{}, invalid("input %q: missing shape, want [n] for n texts", name)
 	}
-	want := int64(1)
-	for _, d := range in.Shape {
-		if d < 0 {
-			return V2Request{}, invalid("input %q: shape %v has a negative dimension", name, in.Shape)
-		}
-		want *= d
-		if want > 1<<31 {
-			return V2Request{}, invalid("input %q: shape %v is too large", name, in.Shape)
-		}
-	}
-	if len(in.Data) == 0 {
-		return V2Request{}, invalid(`input %q: missing "data"`, name)
-	}
-	texts, err := flattenStrings(in.Data, name)
+	size, binaryIn, err := intParam(in.Parameters, ParamBinaryDataSize, "input "+strconv.Quote(name)+": parameters")
 	if err != nil {
 		return V2Request{}, err
 	}
-	if int64(len(texts)) != want {
-		return V2Request{}, invalid("input %q: shape %v holds %d elements, data has %d", name, in.Shape, want, len(texts))
+	var texts []string
+	switch {
+	case binaryIn && jsonLen < 0:
+		return V2Request{}, invalid("input %q: parameters.%s needs the %s header", name, ParamBinaryDataSize, HeaderInferenceLength)
+	case binaryIn && len(in.Data) > 0:
+		return V2Request{}, invalid("input %q: both \"data\" and parameters.%s", name, ParamBinaryDataSize)
+	case binaryIn:
+		if size != int64(len(bin)) {
+			return V2Request{}, invalid("input %q: parameters.%s is %d, %d bytes follow the JSON", name, ParamBinaryDataSize, size, len(bin))
+		}
+		if texts, err = TextsFromBytesTensor(name, in.Shape, bin); err != nil {
+			return V2Request{}, err
+		}
+	case len(bin) > 0:
+		return V2Request{}, invalid("%d bytes follow the JSON but no input has parameters.%s", len(bin), ParamBinaryDataSize)
+	case len(in.Data) == 0:
+		return V2Request{}, invalid(`input %q: missing "data"`, name)
+	default:
+		if texts, err = flattenStrings(in.Data, name); err != nil {
+			return V2Request{}, err
+		}
 	}
-	if len(texts) == 0 {
-		return V2Request{}, invalid("input %q is empty: send at least one text", name)
+	if err := CheckTextShape(name, in.Shape, len(texts)); err != nil {
+		return V2Request{}, err
 	}
 	req := V2Request{ID: w.ID, Texts: texts}
 	if req.Cache, err = boolParam(w.Parameters, "cache"); err != nil {
 		return V2Request{}, err
 	}
+	if b, err := boolParam(w.Parameters, ParamBinaryDataOutput); err != nil {
+		return V2Request{}, err
+	} else if b != nil {
+		req.BinaryOutputs = *b
+	}
 	for i, o := range w.Outputs {
-		known := false
-		for _, k := range knownOutputs {
-			known = known || o.Name == k
-		}
-		if !known {
+		if !slices.Contains(knownOutputs, o.Name) {
 			return V2Request{}, invalid("outputs[%d]: unknown output %q (known: %s)", i, o.Name, strings.Join(knownOutputs, ", "))
 		}
+		b, err := boolParam(o.Parameters, ParamBinaryData)
+		if err != nil {
+			return V2Request{}, fmt.Errorf("outputs[%d]: %w", i, err)
+		}
 		req.Outputs = append(req.Outputs, o.Name)
+		req.OutputBinary = append(req.OutputBinary, b)
 	}
 	return req, nil
+}
+
+// TextsFromBytesTensor reads the texts of a binary BYTES tensor: as many as
+// its shape says or, when the shape leaves the count open ([] or one -1
+// dimension), as many as the bytes hold.
+func TextsFromBytesTensor(name string, shape []int64, b []byte) ([]string, error) {
+	n, fixed, err := shapeElements(name, shape)
+	if err != nil {
+		return nil, err
+	}
+	if !fixed {
+		if n, err = CountBytesTensor(b); err != nil {
+			return nil, invalid("input %q: %v", name, err)
+		}
+	}
+	texts, err := DecodeBytesTensor(b, n)
+	if err != nil {
+		return nil, invalid("input %q: %v", name, err)
+	}
+	return texts, nil
+}
+
+// CheckTextShape matches a BYTES input's shape with the n texts it carries
+// (one text per row). KServe's clients send [] and [-1] for "however many";
+// more generally one -1 dimension takes whatever the others leave, so
+// [-1, 1] fits any n and [-1, 2] any even n. Without a -1 the shape must
+// hold exactly n elements. An empty batch is refused.
+func CheckTextShape(name string, shape []int64, n int) error {
+	want, fixed, err := shapeElements(name, shape)
+	if err != nil {
+		return err
+	}
+	if fixed && want != int64(n) {
+		return invalid("input %q: shape %v holds %d elements, data has %d", name, shape, want, n)
+	}
+	if !fixed && (want == 0 && n > 0 || want > 0 && int64(n)%want != 0) {
+		return invalid("input %q: shape %v cannot hold %d elements", name, shape, n)
+	}
+	if n == 0 {
+		return invalid("input %q is empty: send at least one text", name)
+	}
+	return nil
+}
+
+// shapeElements is the element count a shape fixes; fixed is false for []
+// and for a shape with one -1, and then n is the product of the other
+// dimensions.
+func shapeElements(name string, shape []int64) (n int64, fixed bool, err error) {
+	n, fixed = 1, len(shape) > 0
+	wild := 0
+	for _, d := range shape {
+		switch {
+		case d == -1:
+			wild++
+			fixed = false
+			continue
+		case d < 0:
+			return 0, false, invalid("input %q: shape %v has a negative dimension", name, shape)
+		}
+		n *= d
+		if n > 1<<31 {
+			return 0, false, invalid("input %q: shape %v is too large", name, shape)
+		}
+	}
+	if wild > 1 {
+		return 0, false, invalid("input %q: shape %v has more than one -1 dimension", name, shape)
+	}
+	return n, fixed, nil
+}
+
+// intParam reads parameters[name], which must be a non-negative integer
+// when present.
+func intParam(params map[string]json.RawMessage, name, where string) (int64, bool, error) {
+	raw, ok := params[name]
+	if !ok {
+		return 0, false, nil
+	}
+	var n int64
+	if err := json.Unmarshal(raw, &n); err != nil || n < 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return 0, false, invalid("%s.%s is %s, want a non-negative integer", where, name, jsonKind(raw))
+	}
+	return n, true, nil
 }
 
 // flattenStrings reads data as strings in row-major order: OIP allows the
@@ -154,7 +284,8 @@ type OutputTensor struct {
 	Shape      []int          `json:"shape"`
 	Datatype   string         `json:"datatype"`
 	Parameters map[string]any `json:"parameters"`
-	Data       any            `json:"data"`
+	// Data is nil when the output travels as binary data.
+	Data any `json:"data,omitempty"`
 }
 
 // TensorMetadata describes an input or output in model metadata.

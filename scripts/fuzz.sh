@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t=${FUZZTIME:-10s}
-for target in "FuzzDecodeV1 ./protocol" "FuzzDecodeV2 ./protocol" "FuzzParsePyDict ./protocol" \
+for target in "FuzzDecodeV1 ./protocol" "FuzzDecodeV2 ./protocol" "FuzzDecodeV2Binary ./protocol" "FuzzParsePyDict ./protocol" \
               "FuzzParse ./gateway/config" "FuzzTokenizeAndPredict ./backends/onnx"; do
   set -- $target
   echo "==> fuzz: $1 ($2) for $t"

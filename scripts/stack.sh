@@ -61,7 +61,7 @@ up() {
     --maxmemory 256mb --maxmemory-policy allkeys-lru
   for i in 1 2; do
     port=P$i
-    start predictor-$i env OTEL_SERVICE_NAME=predictor-$i bin/chorus serve --config configs/stack/predictor.yaml --http_port ${!port}
+    start predictor-$i env OTEL_SERVICE_NAME=predictor-$i bin/chorus serve --config configs/stack/predictor.yaml --http_port ${!port} --grpc_port 0
   done
   sed -e "s#redis://redis:6379/0#redis://127.0.0.1:$REDIS_PORT/0#" \
       -e "s#http://predictor-1:8080#http://127.0.0.1:$P1#" -e "s#http://predictor-2:8080#http://127.0.0.1:$P2#" \

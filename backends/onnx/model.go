@@ -54,6 +54,20 @@ type Options struct {
 	// after truncation; past it Predict fails with ErrTooLarge (413).
 	// Default 0: no bound.
 	MaxRequestTokens int
+	// LowerCase overrides the tokenizer's lowercasing (nil: as its
+	// tokenizer.json says), as KServe's --disable_lower_case.
+	LowerCase *bool
+	// NoSpecialTokens encodes without [CLS]/[SEP] and the like, as
+	// KServe's --disable_special_tokens. Default false.
+	NoSpecialTokens bool
+	// Dtype picks the graph optimum exported for a weight type (one of
+	// Dtypes; float16 serves onnx/model_fp16.onnx) when the folder has it;
+	// otherwise, and by default, the fp32 graph.
+	Dtype string
+	// TokenizerDir takes the tokenizer from another folder (another
+	// revision of the repo, as KServe's --tokenizer_revision). Default: the
+	// model's own.
+	TokenizerDir string
 }
 
 // GraphOptimizations are the valid GraphOptimization names, weakest first;
@@ -142,6 +156,7 @@ type Model struct {
 	tok        *tokenizers.Tokenizer
 	inputNames []string
 	withTypes  bool
+	special    bool // add [CLS]/[SEP] and the like
 	padID      int64
 	meta       protocol.ModelMetadata
 	batcher    *batcher // nil: every request runs as its own batch
@@ -168,6 +183,9 @@ const (
 func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 	f, err := readFolder(dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := f.applyOptions(opts); err != nil {
 		return nil, err
 	}
 	maxLen := f.maxPositions
@@ -227,13 +245,14 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 		tok.Close()
 		return nil, fmt.Errorf("create session for %s: %w", f.graphPath, err)
 	}
-	fp, err := fingerprint(f, maxLen)
+	fp, err := fingerprint(f, maxLen, !opts.NoSpecialTokens)
 	if err != nil {
 		sess.Destroy()
 		tok.Close()
 		return nil, err
 	}
 	m.session, m.tok, m.observer, m.tracer, m.maxTokens = sess, tok, opts.Observer, opts.Tracer, opts.MaxRequestTokens
+	m.special = !opts.NoSpecialTokens
 	if m.tracer == nil {
 		m.tracer = noop.NewTracerProvider().Tracer("")
 	}
@@ -251,7 +270,7 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 
 // fingerprint hashes what decides the logits: the graph bytes and the
 // tokenizer with its truncation length.
-func fingerprint(f *folder, maxLen int) (string, error) {
+func fingerprint(f *folder, maxLen int, special bool) (string, error) {
 	g, err := os.Open(f.graphPath)
 	if err != nil {
 		return "", fmt.Errorf("fingerprint graph: %w", err)
@@ -264,6 +283,10 @@ func fingerprint(f *folder, maxLen int) (string, error) {
 	th := sha256.Sum256(f.tokenizerJSON)
 	h := sha256.New()
 	fmt.Fprintf(h, "graph=%x\ntokenizer=%x\nmax_length=%d\n", gh.Sum(nil), th, maxLen)
+	if !special {
+		// Only when set, so that existing fingerprints (and cache keys) hold.
+		fmt.Fprintf(h, "special_tokens=false\n")
+	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
@@ -293,7 +316,7 @@ func (m *Model) encode(text string) (tokenizers.Encoding, error) {
 	if m.withTypes {
 		opts = append(opts, tokenizers.WithReturnTypeIDs())
 	}
-	enc := m.tok.EncodeWithOptions(text, true, opts...)
+	enc := m.tok.EncodeWithOptions(text, m.special, opts...)
 	if len(enc.IDs) == 0 {
 		return enc, fmt.Errorf("tokenizer produced no tokens for a %d-byte text: %w", len(text), protocol.ErrInvalidInput)
 	}

@@ -42,13 +42,21 @@ func run() error {
 	flag.StringVar(&o.models, "models", "", "folder with tiny/ and full/ from scripts/bench/make_models.py")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report to write")
 	flag.BoolVar(&o.quick, "quick", false, "fewer requests (a smoke run, not for reporting)")
+	only := flag.String("only", "", "run one section: transports (needs only --models/tiny), cache, model, batching, memory")
 	flag.Parse()
-	if o.python == "" || o.models == "" {
+	if (o.python == "" && *only != "transports") || o.models == "" {
 		return errors.New("--python and --models are required (make bench sets them)")
 	}
 	b := &bench{o: o, ctx: context.Background()}
 	defer b.stopAll()
-	sections := []func() (string, error){b.cacheHit, b.modelPath, b.batching, b.memory}
+	all := map[string]func() (string, error){"cache": b.cacheHit, "transports": b.transports, "model": b.modelPath, "batching": b.batching, "memory": b.memory}
+	sections := []func() (string, error){b.cacheHit, b.transports, b.modelPath, b.batching, b.memory}
+	if *only != "" {
+		if all[*only] == nil {
+			return fmt.Errorf("--only %q: no such section", *only)
+		}
+		sections = []func() (string, error){all[*only]}
+	}
 	var body strings.Builder
 	for _, s := range sections {
 		text, err := s()
@@ -65,6 +73,8 @@ type bench struct {
 	o     options
 	ctx   context.Context
 	procs []*exec.Cmd
+	// grpcPort is the last {grpc_port} given to start.
+	grpcPort int
 }
 
 func (b *bench) n(full int) int {
@@ -88,6 +98,10 @@ func (b *bench) start(readyPath string, name string, args ...string) (*exec.Cmd,
 	port := freePort()
 	for i, a := range args {
 		args[i] = strings.ReplaceAll(a, "{port}", strconv.Itoa(port))
+		if strings.Contains(a, "{grpc_port}") {
+			b.grpcPort = freePort()
+			args[i] = strings.ReplaceAll(a, "{grpc_port}", strconv.Itoa(b.grpcPort))
+		}
 	}
 	cmd := exec.Command(name, args...)
 	logf, _ := os.CreateTemp("", "chorus-bench-*.log")
@@ -141,7 +155,7 @@ func (b *bench) startChorus(yaml string) (*exec.Cmd, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return b.start("/v2/health/ready", b.o.chorus, "serve", "--config", cfg, "--http_port", "{port}", "--log-level", "warn")
+	return b.start("/v2/health/ready", b.o.chorus, "serve", "--config", cfg, "--http_port", "{port}", "--grpc_port", "0", "--log-level", "warn")
 }
 
 func (b *bench) startKServe(script string, args ...string) (*exec.Cmd, string, error) {

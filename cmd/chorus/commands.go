@@ -45,6 +45,9 @@ type serveFlags struct {
 
 	allowCalibrationMismatch bool
 	httpPortSet              bool // --http_port was given (0 then means any free port)
+	grpcPort                 int
+	grpcPortSet              bool        // --grpc_port was given (0 then means no gRPC)
+	kserve                   kserveFlags // KServe's other flags (kserveflags.go)
 	watch                    bool
 }
 
@@ -52,6 +55,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "YAML model registry to serve (see configs/); SIGHUP reloads it")
 	fs.BoolVar(&f.watch, "watch", false, "reload the registry when its file changes")
 	fs.IntVar(&f.httpPort, "http_port", 0, "HTTP port; 0 picks a free one (default: the registry's server.http_port, else 8080)")
+	fs.IntVar(&f.grpcPort, "grpc_port", config.DefaultGRPCPort, "gRPC port of the Open Inference Protocol; 0 turns gRPC off (default: the registry's server.grpc_port, else 8081)")
 	fs.StringVar(&f.ortLib, "ort-lib", onnx.DefaultLibraryPath(), "ONNX Runtime shared library (env CHORUS_ORT_LIB)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error (the listening address is logged at any level)")
@@ -65,6 +69,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.disablePostprocess, "return_raw_logits", false, "alias of --disable_postprocess, as newer KServe releases spell it")
 	fs.BoolVar(&f.allowCalibrationMismatch, "allow-calibration-mismatch", false, "use a calibration file's temperature even if it was fitted for another model fingerprint")
 	fs.IntVar(&f.maxLength, "max_length", 0, "truncate texts to this many tokens (default: the model's max_position_embeddings)")
+	f.kserve.register(fs, f)
 }
 
 // loadConfig builds the registry from --config or from the KServe flags.
@@ -76,6 +81,10 @@ func (f *serveFlags) loadConfig() (*config.Config, error) {
 		}
 	}
 	single := f.modelName != "" || sources > 0
+	if f.modelName != "" && sources == 0 && f.config == "" {
+		// KServe's default: its storage initializer puts the model there.
+		f.modelDir, sources = "/mnt/models", 1
+	}
 	var cfg *config.Config
 	switch {
 	case f.config != "" && single:
@@ -111,6 +120,9 @@ func (f *serveFlags) loadConfig() (*config.Config, error) {
 	}
 	if f.httpPortSet {
 		cfg.Server.HTTPPort = f.httpPort // 0: any free port
+	}
+	if f.grpcPortSet {
+		cfg.Server.GRPCPort = &f.grpcPort // 0: no gRPC
 	}
 	return cfg, nil
 }

@@ -26,6 +26,7 @@ import (
 // serve runs until ctx ends (SIGINT/SIGTERM), then drains and exits.
 func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals context.CancelFunc) error {
 	f.httpPortSet = cmd.Flags().Changed("http_port")
+	f.grpcPortSet = cmd.Flags().Changed("grpc_port")
 	cfg, err := f.loadConfig()
 	if err != nil {
 		return err
@@ -34,6 +35,10 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	if err != nil {
 		return usageError{err}
 	}
+	if err := f.kserve.apply(cmd.Flags(), cfg, f.config == ""); err != nil {
+		return err
+	}
+	f.kserve.logIgnored(log)
 
 	tracing, err := telemetry.FromEnv(ctx, os.Getenv, "chorus", chorusVersion())
 	if err != nil {
@@ -66,6 +71,13 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	if err != nil {
 		return err
 	}
+	// gRPC (OIP, grpc.go) listens beside HTTP and drains with it.
+	grpcLn, err := startGRPC(cfg, srv, always)
+	if err != nil {
+		_ = httpSrv.Close()
+		return err
+	}
+	defer grpcLn.close() // a no-op after the drain; cuts it on early returns
 
 	rt, err := onnx.NewRuntime(f.ortLib)
 	if err != nil {
@@ -99,21 +111,23 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 		return err
 	}
 	defer stopWatch()
-	if err := waitForEnd(ctx, serveErr, reloads, func(reason string) { reload(ctx, f.config, cfg, srv, build, reason, log) }); err != nil {
+	if err := waitForEnd(ctx, serveErr, grpcLn.errs(), reloads, func(reason string) { reload(ctx, f.config, cfg, srv, build, reason, log) }); err != nil {
 		return err
 	}
 	// A second signal now kills the process the default way.
 	stopSignals()
-	return drain(srv, httpSrv, time.Duration(cfg.Server.ShutdownGrace), log)
+	return drain(srv, httpSrv, grpcLn, time.Duration(cfg.Server.ShutdownGrace), log)
 }
 
-// waitForEnd reloads on each trigger until ctx ends (nil) or the HTTP
-// server fails.
-func waitForEnd(ctx context.Context, serveErr <-chan error, reloads <-chan string, reload func(reason string)) error {
+// waitForEnd reloads on each trigger until ctx ends (nil) or the HTTP or
+// gRPC server fails.
+func waitForEnd(ctx context.Context, serveErr, grpcErr <-chan error, reloads <-chan string, reload func(reason string)) error {
 	for {
 		select {
 		case err := <-serveErr:
 			return fmt.Errorf("http server: %w", err)
+		case err := <-grpcErr:
+			return fmt.Errorf("grpc server: %w", err)
 		case reason := <-reloads:
 			reload(reason)
 		case <-ctx.Done():
@@ -124,16 +138,18 @@ func waitForEnd(ctx context.Context, serveErr <-chan error, reloads <-chan strin
 
 // drain stops readiness, then serves the requests already accepted for up
 // to grace.
-func drain(srv *gateway.Server, httpSrv *http.Server, grace time.Duration, log *slog.Logger) error {
+func drain(srv *gateway.Server, httpSrv *http.Server, grpcLn *grpcListener, grace time.Duration, log *slog.Logger) error {
 	start := time.Now()
 	log.Info("shutting down", slog.Duration("grace", grace))
 	// Not ready first, so load balancers stop sending before we stop accepting.
 	srv.SetReady(false)
 	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	grpcDrained := grpcLn.drain(shutCtx) // gRPC drains beside HTTP, in the same grace
 	if err := httpSrv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
+	<-grpcDrained
 	log.Info("stopped", slog.Duration("drain", time.Since(start)))
 	return nil
 }

@@ -57,6 +57,9 @@ type Server struct {
 	Host string `yaml:"host"`
 	// HTTPPort is the port of the REST API. Default 8080.
 	HTTPPort int `yaml:"http_port"`
+	// GRPCPort is the port of the Open Inference Protocol over gRPC, as
+	// KServe's --grpc_port. Default 8081; 0 turns gRPC off.
+	GRPCPort *int `yaml:"grpc_port"`
 	// ShutdownGrace is how long in-flight requests may take to finish after
 	// SIGTERM. Default 30s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -278,6 +281,21 @@ type Replica struct {
 	MaxRequestTokens int `yaml:"max_request_tokens"`
 	// Batching runs concurrent requests to this replica together. Default off.
 	Batching Batching `yaml:"batching"`
+	// LowerCase overrides the tokenizer's lowercasing (KServe's
+	// --disable_lower_case is lower_case: false). Default: as tokenizer.json says.
+	LowerCase *bool `yaml:"lower_case"`
+	// SpecialTokens adds [CLS]/[SEP] and the like (KServe's
+	// --disable_special_tokens is special_tokens: false). Default true.
+	SpecialTokens *bool `yaml:"special_tokens"`
+	// Dtype serves the graph exported for a weight type when the folder has
+	// it (float16 or half: onnx/model_fp16.onnx; bfloat16:
+	// onnx/model_bf16.onnx), as KServe's --dtype; otherwise the fp32 graph.
+	// One of auto, float32, float, float16, half, bfloat16. Default auto.
+	Dtype string `yaml:"dtype"`
+	// TokenizerRevision takes the tokenizer from another revision of an
+	// hf:// storage_uri, as KServe's --tokenizer_revision. Default: the
+	// model's revision.
+	TokenizerRevision string `yaml:"tokenizer_revision"`
 
 	// type: kserve
 
@@ -285,7 +303,9 @@ type Replica struct {
 	URL string `yaml:"url"`
 	// Model is the model's name on the remote. Default: this model's name.
 	Model string `yaml:"model"`
-	// Protocol is v1 or v2. Default v2.
+	// Protocol is v1, v2 (HTTP) or grpc (the Open Inference Protocol's
+	// gRPC service; url then gives host and port, http:// for plaintext,
+	// https:// for TLS). Default v2.
 	Protocol string `yaml:"protocol"`
 	// Logits says how raw logits come back: "kserve" (default: KServe's
 	// Hugging Face server with --disable_postprocess) or "tensor" (an FP32
@@ -343,4 +363,7 @@ func (r *Replica) Location() (storage.Location, error) {
 const (
 	TypeONNX   = "onnx"
 	TypeKServe = "kserve"
+	// ProtocolGRPC makes a kserve replica call the Open Inference
+	// Protocol's gRPC service (backends/oipgrpc) instead of V1/V2 HTTP.
+	ProtocolGRPC = "grpc"
 )

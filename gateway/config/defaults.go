@@ -19,6 +19,7 @@ import (
 // a registry is applied, and the only one.
 const (
 	DefaultHTTPPort       = 8080
+	DefaultGRPCPort       = 8081 // as KServe's; 0 turns gRPC off
 	DefaultShutdownGrace  = 30 * time.Second
 	DefaultMaxBodyBytes   = 4 << 20
 	DefaultMaxInstances   = 256
@@ -39,6 +40,10 @@ const (
 func (c *Config) applyDefaults(baseDir string) {
 	s := &c.Server
 	s.HTTPPort = cmp.Or(s.HTTPPort, DefaultHTTPPort)
+	if s.GRPCPort == nil {
+		p := DefaultGRPCPort
+		s.GRPCPort = &p
+	}
 	s.ShutdownGrace = cmp.Or(s.ShutdownGrace, Duration(DefaultShutdownGrace))
 	l := &s.Limits
 	l.MaxBodyBytes = cmp.Or(l.MaxBodyBytes, DefaultMaxBodyBytes)
@@ -117,6 +122,8 @@ func (r *Replica) applyDefaults(modelName, baseDir string) {
 		r.GraphOptimization = cmp.Or(r.GraphOptimization, onnx.DefaultGraphOptimization)
 		r.Device = cmp.Or(r.Device, onnx.DeviceCPU)
 		r.MemoryArena = orTrue(r.MemoryArena)
+		r.SpecialTokens = orTrue(r.SpecialTokens)
+		r.Dtype = cmp.Or(r.Dtype, onnx.DefaultDtype)
 		if r.Batching.MaxBatchSize > 0 || r.Batching.MaxQueueDelay > 0 { // batching is on
 			d := onnx.DefaultBatching()
 			b := &r.Batching

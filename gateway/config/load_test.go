@@ -20,6 +20,9 @@ var badFiles = map[string]string{
 	"both-modes.bad.yaml":            "models[sst2]: return_probabilities and disable_postprocess are exclusive",
 	"bad-name.bad.yaml":              `.name: "my model/v1": use letters`,
 	"bad-port.bad.yaml":              "server.http_port: 70000 is not a port",
+	"bad-grpc-port.bad.yaml":         "server.grpc_port: -1 is not a port",
+	"dtype.bad.yaml":                 `models[sst2].replicas[0].dtype: "float8": want auto`,
+	"tokenizer-revision.bad.yaml":    "models[sst2].replicas[0].tokenizer_revision: needs an hf:// storage_uri",
 	"bad-duration.bad.yaml":          `want a duration like "30s"`,
 	"wrong-kind.bad.yaml":            "cannot unmarshal !!str `lots` into int",
 	"empty.bad.yaml":                 "config is empty",
@@ -42,7 +45,7 @@ var badFiles = map[string]string{
 	"temperature.bad.yaml":           "models[a].temperature: -1: want a finite temperature > 0",
 	"calibration-missing.bad.yaml":   "models[a].calibration: ",
 	"device.bad.yaml":                `models[sst2].replicas[0].device: "gpu0": want cpu or cuda:N`,
-	"protocol.bad.yaml":              `models[sst2].replicas[0].protocol: "grpc": want v1 or v2`,
+	"protocol.bad.yaml":              `models[sst2].replicas[0].protocol: "v3": want v1, v2 or grpc`,
 	"timing-headers.bad.yaml":        "cannot unmarshal !!str `sometimes` into bool",
 }
 
@@ -86,7 +89,7 @@ func TestDefaultsAndPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := cfg.Server
-	if s.HTTPPort != DefaultHTTPPort || s.Limits.MaxBodyBytes != DefaultMaxBodyBytes ||
+	if s.HTTPPort != DefaultHTTPPort || *s.GRPCPort != DefaultGRPCPort || s.Limits.MaxBodyBytes != DefaultMaxBodyBytes ||
 		s.Limits.MaxInstances != DefaultMaxInstances || s.Limits.MaxTextChars != DefaultMaxTextChars ||
 		time.Duration(s.ShutdownGrace) != DefaultShutdownGrace {
 		t.Errorf("defaults not applied: %+v", s)
@@ -103,9 +106,19 @@ func TestDefaultsAndPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if full.Server.HTTPPort != 9000 || time.Duration(full.Server.ShutdownGrace) != 10*time.Second ||
+	if full.Server.HTTPPort != 9000 || (*full.Server.GRPCPort) != 9001 || time.Duration(full.Server.ShutdownGrace) != 10*time.Second ||
 		full.Server.Limits.MaxInstances != 32 || full.Models[0].Replicas[0].MaxLength != 128 || !full.Models[1].DisablePostprocess {
 		t.Errorf("values not read: %+v", full)
+	}
+}
+
+func TestGRPCOff(t *testing.T) {
+	cfg, err := Load("testdata/grpc-off.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (*cfg.Server.GRPCPort) != 0 {
+		t.Errorf("grpc_port 0 read as %d, want 0 (off)", (*cfg.Server.GRPCPort))
 	}
 }
 

@@ -49,6 +49,9 @@ func (c *Config) Validate() error {
 	if p := c.Server.HTTPPort; p < 0 || p > 65535 {
 		errs.add("server.http_port", "%d is not a port (0-65535)", p)
 	}
+	if p := *c.Server.GRPCPort; p < 0 || p > 65535 {
+		errs.add("server.grpc_port", "%d is not a port (0-65535, 0: no gRPC)", p)
+	}
 	if c.Server.ShutdownGrace < 0 {
 		errs.add("server.shutdown_grace", "must not be negative")
 	}
@@ -301,6 +304,12 @@ func (r *Replica) validateONNX(rp string, errs *problems) {
 		} else if !st.IsDir() {
 			errs.add(fpath, "%s is not a directory", loc.Path)
 		}
+		if r.TokenizerRevision != "" {
+			errs.add(rp+".tokenizer_revision", "needs an hf:// storage_uri")
+		}
+	}
+	if !slices.Contains(onnx.Dtypes, r.Dtype) {
+		errs.add(rp+".dtype", "%q: want %s", r.Dtype, oneOf(onnx.Dtypes[1:]))
 	}
 	if r.MaxLength < 0 {
 		errs.add(rp+".max_length", "must not be negative")
@@ -334,8 +343,8 @@ func (r *Replica) validateKServe(rp string, errs *problems) {
 	if !nameRE.MatchString(r.Model) {
 		errs.add(rp+".model", "%q: use letters, digits, '.', '_' and '-'", r.Model)
 	}
-	if !slices.Contains(kserve.Protocols, r.Protocol) {
-		errs.add(rp+".protocol", "%q: want %s", r.Protocol, oneOf(kserve.Protocols))
+	if protocols := append(slices.Clone(kserve.Protocols), ProtocolGRPC); !slices.Contains(protocols, r.Protocol) {
+		errs.add(rp+".protocol", "%q: want %s", r.Protocol, oneOf(protocols))
 	}
 	if !slices.Contains(kserve.LogitsFormats, r.Logits) {
 		errs.add(rp+".logits", "%q: want kserve (KServe --disable_postprocess strings) or tensor (an FP32 output)", r.Logits)

@@ -80,6 +80,9 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 		if err != nil {
 			return nil, "", err
 		}
+		if rc.Protocol == config.ProtocolGRPC {
+			return b.grpcBackend(mc, rc, client)
+		}
 		k, err := kserve.New(kserve.Config{URL: rc.URL, Model: rc.Model, Protocol: rc.Protocol, Logits: rc.Logits,
 			OutputName: rc.Output, Labels: mc.Labels, Revision: rc.Revision, Timeout: time.Duration(rc.Timeout),
 			Headers: rc.Headers, Client: client})
@@ -96,7 +99,12 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 	if err != nil {
 		return nil, "", err
 	}
-	m, err := b.Runtime.Open(dir, onnx.Options{MaxLength: rc.MaxLength, IntraOpThreads: rc.IntraOpThreads,
+	tokDir, err := tokenizerDir(ctx, rc, b.Hub)
+	if err != nil {
+		return nil, "", err
+	}
+	m, err := b.Runtime.Open(dir, onnx.Options{LowerCase: rc.LowerCase, NoSpecialTokens: !*rc.SpecialTokens,
+		Dtype: rc.Dtype, TokenizerDir: tokDir, MaxLength: rc.MaxLength, IntraOpThreads: rc.IntraOpThreads,
 		InterOpThreads: rc.InterOpThreads, GraphOptimization: rc.GraphOptimization, MemoryArena: rc.MemoryArena,
 		Device: rc.Device, Batching: onnx.Batching{MaxBatchSize: rc.Batching.MaxBatchSize, MaxBatchTokens: rc.Batching.MaxBatchTokens,
 			MaxQueueDelay: time.Duration(rc.Batching.MaxQueueDelay), QueueSize: rc.Batching.QueueSize},
@@ -151,4 +159,18 @@ func (b *builder) client(t config.TLS) (*http.Client, error) {
 	c := &http.Client{Transport: rt}
 	b.clients[t] = c
 	return c, nil
+}
+
+// tokenizerDir fetches the tokenizer's revision when it differs from the
+// model's ("" when it does not).
+func tokenizerDir(ctx context.Context, rc config.Replica, hub *storage.Hub) (string, error) {
+	loc, err := rc.Location()
+	if err != nil || rc.TokenizerRevision == "" || !loc.IsHub() || rc.TokenizerRevision == loc.Revision {
+		return "", err
+	}
+	dir, err := hub.Snapshot(ctx, loc.Repo, rc.TokenizerRevision)
+	if err != nil {
+		return "", fmt.Errorf("tokenizer revision %s: %w", rc.TokenizerRevision, err)
+	}
+	return dir, nil
 }

@@ -35,6 +35,27 @@ func (r Result) String() string {
 func Run(ctx context.Context, n, clients int, request func(i int) (*http.Request, error)) Result {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}, Timeout: time.Minute}
 	defer hc.CloseIdleConnections()
+	return RunFunc(ctx, n, clients, func(ctx context.Context, i int) error {
+		req, err := request(i)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req.WithContext(ctx))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return nil
+	})
+}
+
+// RunFunc makes n calls, call(ctx, i) making the i-th and saying whether it
+// failed, from clients goroutines: Run for any transport (gRPC, say).
+func RunFunc(ctx context.Context, n, clients int, call func(ctx context.Context, i int) error) Result {
 	lat := make([]time.Duration, n)
 	var next, errs atomic.Int64
 	var first sync.Once
@@ -50,20 +71,9 @@ func Run(ctx context.Context, n, clients int, request func(i int) (*http.Request
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				req, err := request(i)
-				if err == nil {
-					t0 := time.Now()
-					var resp *http.Response
-					resp, err = hc.Do(req.WithContext(ctx))
-					if err == nil {
-						_, _ = io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-						if resp.StatusCode != http.StatusOK {
-							err = fmt.Errorf("HTTP %d", resp.StatusCode)
-						}
-					}
-					lat[i] = time.Since(t0)
-				}
+				t0 := time.Now()
+				err := call(ctx, i)
+				lat[i] = time.Since(t0)
 				if err != nil {
 					errs.Add(1)
 					first.Do(func() { res.FirstError = err.Error() })

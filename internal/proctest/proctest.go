@@ -16,7 +16,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -75,10 +77,12 @@ type Process struct {
 	cmd  *exec.Cmd
 	Port int
 	URL  string
-	done chan struct{}
-	err  error
-	mu   sync.Mutex
-	out  bytes.Buffer
+	// GRPCPort is the port put in place of {grpc_port}, if any.
+	GRPCPort int
+	done     chan struct{}
+	err      error
+	mu       sync.Mutex
+	out      bytes.Buffer
 }
 
 // Start runs a server that logs the address it bound ("listening
@@ -127,11 +131,17 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 // StartOnPort is Start on a given port (to restart a server where it was).
 func StartOnPort(t testing.TB, port int, env []string, name string, args ...string) *Process {
 	t.Helper()
+	grpcPort := 0
 	for i, a := range args {
-		if a == "{port}" {
+		switch a {
+		case "{port}":
 			args[i] = strconv.Itoa(port)
+		case "{grpc_port}":
+			grpcPort = FreePort(t)
+			args[i] = strconv.Itoa(grpcPort)
 		}
 	}
+	args = noDefaultGRPC(name, args)
 	cmd := exec.Command(name, args...)
 	cmd.Dir = Root()
 	cmd.Env = append(os.Environ(), env...)
@@ -140,7 +150,7 @@ func StartOnPort(t testing.TB, port int, env []string, name string, args ...stri
 		t.Fatal(err)
 	}
 	cmd.Stderr = cmd.Stdout
-	p := &Process{t: t, cmd: cmd, Port: port, URL: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
+	p := &Process{t: t, cmd: cmd, Port: port, GRPCPort: grpcPort, URL: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -236,9 +246,21 @@ func Run(t testing.TB, env []string, name string, args ...string) (int, string) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, name, noDefaultGRPC(name, args)...)
 	cmd.Dir = Root()
 	cmd.Env = append(os.Environ(), env...)
 	out, _ := cmd.CombinedOutput()
 	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// noDefaultGRPC turns gRPC off for a chorus serve that does not ask for it:
+// its default port is the fixed 8081, on which parallel tests would collide.
+func noDefaultGRPC(name string, args []string) []string {
+	serving := len(args) > 0 && (args[0] == "serve" || strings.HasPrefix(args[0], "--")) // flags alone serve, as KServe's CLI
+	if filepath.Base(name) != "chorus" || !serving || slices.ContainsFunc(args, func(a string) bool {
+		return strings.HasPrefix(a, "--grpc_port")
+	}) {
+		return args
+	}
+	return append(args, "--grpc_port", "0")
 }

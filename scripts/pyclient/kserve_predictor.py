@@ -9,11 +9,12 @@ argmax by default, {j: float(f"{p:.4f}")} with --return_probabilities, and
 {j: logit.item()} with --disable_postprocess (alias --return_raw_logits).
 
     python kserve_predictor.py --model_name sst2 --model_dir testdata/models/sst2-tiny-a \
-        --disable_postprocess --http_port 8081
+        --disable_postprocess --http_port 8081 [--grpc_port 8082]
 """
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -77,4 +78,7 @@ if __name__ == "__main__":
     args, _ = parser.parse_known_args()
     model = OnnxSequenceClassifier(args.model_name, args.model_dir, args.return_probabilities, args.raw, args.max_length)
     model.load()
-    ModelServer(http_port=args.http_port, workers=1, enable_grpc=False).start([model])
+    # gRPC only when a port is asked for: its default (8081) would collide
+    # between tests running side by side.
+    grpc = any(a.startswith("--grpc_port") for a in sys.argv[1:])
+    ModelServer(http_port=args.http_port, grpc_port=args.grpc_port, workers=1, enable_grpc=grpc).start([model])

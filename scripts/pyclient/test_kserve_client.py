@@ -1,7 +1,7 @@
 """KServe's own Python REST client against a running Chorus (bin/chorus).
 
-The server is started here, on a free port, with configs/local.yaml, and
-stopped with SIGTERM at the end (it must exit 0). Expected answers are
+The server (conftest.py) is started on free ports with configs/local.yaml,
+and stopped with SIGTERM at the end (it must exit 0). Expected answers are
 computed from the fixtures' reference logits (transformers, PyTorch), with
 KServe's own formatting code paths reproduced in Python.
 """
@@ -9,11 +9,6 @@ import ast
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -29,33 +24,6 @@ def reference(model_dir):
         rows = json.load(f)["texts"]
     by_text = {r["text"]: np.array(r["logits"], dtype=np.float32) for r in rows}
     return np.stack([by_text[t] for t in TEXTS])
-
-
-@pytest.fixture(scope="module")
-def server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [os.path.join(ROOT, "bin", "chorus"), "serve", "--config", "configs/local.yaml",
-         "--http_port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/v2/health/ready", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("chorus did not become ready:\n" + proc.stdout.read().decode())
-        time.sleep(0.05)
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out.decode()
 
 
 def run(coro):
@@ -99,6 +67,11 @@ def kserve_probability_strings(logits):
         p = (e / e.sum()).astype(np.float32)
         out.append(str({j: float(f"{p[j].item():.4f}") for j in range(len(p))}))
     return out
+
+
+@pytest.fixture
+def server(chorus):
+    return chorus.url
 
 
 def test_v1_predict_labels(server):

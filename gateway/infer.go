@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/chorusml/chorus/protocol"
+)
+
+// inferV2 answers a decoded V2 request on model m, version v: predict
+// (through the cache and, for an ensemble, its members), then render the
+// outputs asked for. The HTTP V2 handler and gRPC ModelInfer both use it,
+// so the two transports cannot drift apart; each decodes and encodes its
+// own wire form around it.
+func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protocol.V2Request, useCache bool) (protocol.InferResponse, cacheResult, error) {
+	if !isEnsemble(m) && slices.Contains(req.Outputs, protocol.OutputMemberLogits) {
+		return protocol.InferResponse{}, cacheResult{}, fmt.Errorf("%w: output %q: %q is not an ensemble", protocol.ErrInvalidInput, protocol.OutputMemberLogits, m.Name())
+	}
+	p, err := s.scorer.Predict(ctx, m, v, req.Texts, useCache)
+	if err != nil {
+		return protocol.InferResponse{}, p.cache, err
+	}
+	id := req.ID
+	if id == "" {
+		id = uuid.NewString()
+	}
+	r := newRender(m.Scoring(), p.members)
+	resp := protocol.InferResponse{ModelName: m.Name(), ID: id, Outputs: r.v2Outputs(p.logits, req.Outputs)}
+	if p.cache.used || p.ensemble {
+		resp.Parameters = map[string]any{}
+		if p.cache.used {
+			resp.Parameters["cache_hits"] = p.cache.hits
+		}
+		if p.ensemble {
+			v2EnsembleParameters(resp.Parameters, p)
+		}
+	}
+	if v.Name != "" {
+		resp.ModelVersion = &v.Name
+	}
+	return resp, p.cache, nil
+}
+
+// v2EnsembleParameters say which members answered, and which did not, as
+// OIP scalars (a parameter may not be a list): a comma-joined list of
+// names and its count. Model names cannot contain commas.
+func v2EnsembleParameters(out map[string]any, p prediction) {
+	used := make([]string, len(p.members))
+	for i, m := range p.members {
+		used[i] = m.Name
+	}
+	out["members_used"] = strings.Join(used, ",")
+	out["members_used_count"] = len(used)
+	if len(p.failed) > 0 {
+		out["members_failed"] = strings.Join(p.failed, ",")
+		out["members_failed_count"] = len(p.failed)
+	}
+}
+
+// joinFloats is weights as one OIP scalar: "0.5,0.25".
+func joinFloats(v []float64) string {
+	s := make([]string, len(v))
+	for i, f := range v {
+		s[i] = strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return strings.Join(s, ",")
+}
