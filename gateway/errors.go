@@ -35,7 +35,7 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, protocol.ErrInvalidInput):
 		return http.StatusBadRequest
-	case errors.Is(err, protocol.ErrModelNotFound):
+	case errors.Is(err, protocol.ErrModelNotFound), errors.Is(err, errUnknownAnswer):
 		return http.StatusNotFound
 	case errors.Is(err, protocol.ErrUnauthorized):
 		return http.StatusUnauthorized

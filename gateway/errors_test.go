@@ -23,6 +23,7 @@ func TestStatusOf(t *testing.T) {
 		{wrap(protocol.ErrTooLarge), http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
 		{wrap(&http.MaxBytesError{Limit: 10}), http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
 		{wrap(protocol.ErrModelNotFound), http.StatusNotFound, codes.NotFound},
+		{wrap(errUnknownAnswer), http.StatusNotFound, codes.NotFound},
 		{wrap(protocol.ErrNotReady), http.StatusServiceUnavailable, codes.Unavailable},
 		{wrap(protocol.ErrUnavailable), http.StatusServiceUnavailable, codes.Unavailable},
 		{wrap(protocol.ErrBadGateway), http.StatusBadGateway, codes.Unavailable},

@@ -51,6 +51,9 @@ type ServerOptions struct {
 	// Auth, when set, requires an API key on the model routes (health and
 	// metrics stay open for probes and scrapers).
 	Auth *Auth
+	// Monitoring bounds the answers kept for feedback and the rolling
+	// calibration metrics (monitor.go).
+	Monitoring MonitorOptions
 	// TimingHeaders adds TEI's timing headers (x-compute-time, …) to every
 	// inference answer (config: server.timing_headers, default on).
 	TimingHeaders bool
@@ -64,6 +67,8 @@ type Server struct {
 	tracer  trace.Tracer
 	// scorer does the work behind the routes: cache, models, ensembles.
 	scorer *Scorer
+	// monitor watches answered confidence and labels fed back.
+	monitor *monitor
 	// models is nil until the models have loaded; swapped whole on reload.
 	models atomic.Pointer[Registry]
 	// ready is the readiness state: false while loading, and again from the
@@ -89,7 +94,7 @@ func NewServer(o ServerOptions) *Server {
 		o.Propagator = propagation.TraceContext{}
 	}
 	s := &Server{log: o.Log, limits: o.Limits, version: o.Version, scorer: NewScorer(o.Cache, o.Tracer),
-		tracer:  o.Tracer.Tracer("github.com/chorusml/chorus/gateway"),
+		monitor: newMonitor(o.Monitoring), tracer: o.Tracer.Tracer("github.com/chorusml/chorus/gateway"),
 		metrics: o.Metrics, auth: o.Auth, propagator: o.Propagator}
 	if o.Limits.MaxInFlight > 0 {
 		s.slots = make(chan struct{}, o.Limits.MaxInFlight)
@@ -107,6 +112,9 @@ func NewServer(o ServerOptions) *Server {
 		e.Use(o.Metrics.middleware(s))
 		if err := o.Metrics.reg.Register(newStateCollector(s)); err != nil {
 			s.log.Error("register state metrics", slog.Any(logKeyError, err))
+		}
+		if err := s.monitor.register(o.Metrics.reg); err != nil {
+			s.log.Error("register monitoring metrics", slog.Any(logKeyError, err))
 		}
 	}
 	if o.Gatherer != nil {
@@ -156,6 +164,7 @@ func NewServer(o ServerOptions) *Server {
 		api.GET(p+"/ready", s.modelReady)
 		api.POST(p+"/infer", s.v2Infer)
 	}
+	api.POST("/v2/models/:name/feedback", s.v2Feedback)
 	s.engine = e
 	return s
 }

@@ -32,6 +32,7 @@ type calibrateFlags struct {
 	labels            []string
 	bins, batch       int
 	out, plot, ortLib string
+	feedback          bool
 	methodOptions
 }
 
@@ -64,6 +65,11 @@ Logits come from the registry in-process (--config, --model), from a running
 gateway over V2 (--url, --model; batched, with a progress bar), or from a
 file of precomputed {"logits": [...], "label": ...} lines (--logits).
 
+With --url and --feedback nothing is fitted: each batch of --data is
+answered by the gateway, then its true labels are posted to the model's
+feedback endpoint, so that its chorus_confidence histogram and rolling
+accuracy, NLL and ECE gauges move; the rolling metrics are printed.
+
 Writes calibration.json (T, metrics, bins, data hashes, the model's
 fingerprint and labels) for the registry's calibration: field, and a PNG of
 reliability diagrams before and after with the confidence histograms.`,
@@ -88,6 +94,7 @@ reliability diagrams before and after with the confidence histograms.`,
 	fs.Float64Var(&f.l2, "l2", calibration.DefaultL2, "L2 guard of vector, label_temperature and platt scaling")
 	fs.IntVar(&f.bootstrap, "bootstrap", 0, "bootstrap resamples for 95% intervals (0: none)")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the bootstrap resamples")
+	fs.BoolVar(&f.feedback, "feedback", false, "with --url: replay --data's labels to the gateway's feedback endpoint instead of fitting")
 	return cmd
 }
 
@@ -112,6 +119,9 @@ func calibrate(ctx context.Context, cmd *cobra.Command, f *calibrateFlags) error
 	}
 	if f.plot == "" {
 		f.plot = filepath.Join(filepath.Dir(f.out), "reliability.png")
+	}
+	if f.feedback {
+		return replayFeedback(ctx, cmd, f)
 	}
 	stderr := cmd.ErrOrStderr()
 
@@ -226,6 +236,8 @@ func (f *calibrateFlags) check() error {
 		return usageError{fmt.Errorf("--data and --model are required with --config or --url")}
 	case f.bins < 1 || f.batch < 1:
 		return usageError{fmt.Errorf("--bins and --batch must be positive")}
+	case f.feedback && (f.url == "" || f.multiLabel):
+		return usageError{fmt.Errorf("--feedback replays single-label data to a running gateway: it needs --url, not --multi-label")}
 	}
 	if err := f.methodOptions.check(); err != nil {
 		return usageError{err}

@@ -182,7 +182,8 @@ func newServer(cfg *config.Config, store gateway.LogitsCache, tracing *telemetry
 		},
 		Version: chorusVersion(),
 		Cache:   gateway.CacheOptions{Store: store, Namespace: cfg.Cache.Namespace, TTL: time.Duration(cfg.Cache.TTL)},
-
+		Monitoring: gateway.MonitorOptions{Window: cfg.Server.Monitoring.Window,
+			Remember: cfg.Server.Monitoring.Remember},
 		TimingHeaders: *cfg.Server.TimingHeaders,
 	})
 	return srv, metrics, nil

@@ -67,10 +67,26 @@ type Server struct {
 	Limits Limits `yaml:"limits"`
 	// Timeouts of the HTTP server (slow clients cannot hold connections).
 	Timeouts Timeouts `yaml:"timeouts"`
+	// Monitoring bounds what the gateway keeps to watch calibration in
+	// production (chorus_confidence, POST /v2/models/{name}/feedback and
+	// the chorus_rolling_* gauges).
+	Monitoring Monitoring `yaml:"monitoring"`
 	// TimingHeaders adds TEI's timing headers (x-compute-time,
 	// x-tokenization-time, x-queue-time, x-inference-time, x-compute-tokens)
 	// to every inference answer. Default true.
 	TimingHeaders *bool `yaml:"timing_headers"`
+}
+
+// Monitoring bounds the answers kept for feedback. Zero means the default.
+type Monitoring struct {
+	// Window is how many of a model's most recent labelled answers the
+	// rolling accuracy, NLL and ECE gauges cover. Default 1000.
+	Window int `yaml:"window"`
+	// Remember is how many answered texts, over all models, are kept by
+	// request id for feedback to name later; the oldest requests are
+	// forgotten first. Each costs 4 bytes a label plus about 100 bytes.
+	// Default 100000.
+	Remember int `yaml:"remember"`
 }
 
 // Timeouts of the HTTP server. Zero means the default.

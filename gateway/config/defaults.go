@@ -30,6 +30,12 @@ const (
 	DefaultRead           = 30 * time.Second
 	DefaultWrite          = 60 * time.Second
 	DefaultIdle           = 120 * time.Second
+	// DefaultMonitoringWindow is how many labelled answers per model the
+	// rolling calibration gauges cover.
+	DefaultMonitoringWindow = 1000
+	// DefaultMonitoringRemember is how many answered texts are kept by
+	// request id for feedback: about 10 MB for two labels.
+	DefaultMonitoringRemember = 100_000
 	// DefaultTemperature leaves logits as they are.
 	DefaultTemperature = 1.0
 )
@@ -56,6 +62,9 @@ func (c *Config) applyDefaults(baseDir string) {
 	t.Read = cmp.Or(t.Read, Duration(DefaultRead))
 	t.Write = cmp.Or(t.Write, Duration(DefaultWrite))
 	t.Idle = cmp.Or(t.Idle, Duration(DefaultIdle))
+	mo := &s.Monitoring
+	mo.Window = cmp.Or(mo.Window, DefaultMonitoringWindow)
+	mo.Remember = cmp.Or(mo.Remember, DefaultMonitoringRemember)
 	s.TimingHeaders = orTrue(s.TimingHeaders)
 
 	c.Cache.Enabled = orTrue(c.Cache.Enabled)

@@ -46,6 +46,8 @@ var badFiles = map[string]string{
 	"calibration-missing.bad.yaml":   "models[a].calibration: ",
 	"device.bad.yaml":                `models[sst2].replicas[0].device: "gpu0": want cpu or cuda:N`,
 	"protocol.bad.yaml":              `models[sst2].replicas[0].protocol: "v3": want v1, v2 or grpc`,
+	"monitoring.bad.yaml":            "server.monitoring.window: -5: must be positive",
+	"monitoring-key.bad.yaml":        "server.monitoring.windows: unknown field",
 	"timing-headers.bad.yaml":        "cannot unmarshal !!str `sometimes` into bool",
 }
 
@@ -91,7 +93,8 @@ func TestDefaultsAndPaths(t *testing.T) {
 	s := cfg.Server
 	if s.HTTPPort != DefaultHTTPPort || *s.GRPCPort != DefaultGRPCPort || s.Limits.MaxBodyBytes != DefaultMaxBodyBytes ||
 		s.Limits.MaxInstances != DefaultMaxInstances || s.Limits.MaxTextChars != DefaultMaxTextChars ||
-		time.Duration(s.ShutdownGrace) != DefaultShutdownGrace {
+		time.Duration(s.ShutdownGrace) != DefaultShutdownGrace ||
+		s.Monitoring.Window != DefaultMonitoringWindow || s.Monitoring.Remember != DefaultMonitoringRemember {
 		t.Errorf("defaults not applied: %+v", s)
 	}
 	dir := cfg.Models[0].Replicas[0].ModelDir
@@ -119,6 +122,16 @@ func TestGRPCOff(t *testing.T) {
 	}
 	if (*cfg.Server.GRPCPort) != 0 {
 		t.Errorf("grpc_port 0 read as %d, want 0 (off)", (*cfg.Server.GRPCPort))
+	}
+}
+
+func TestMonitoring(t *testing.T) {
+	cfg, err := Load("testdata/monitoring.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := cfg.Server.Monitoring; m.Window != 500 || m.Remember != 20000 {
+		t.Errorf("monitoring %+v, want the file's window 500 and remember 20000", m)
 	}
 }
 

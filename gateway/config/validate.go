@@ -68,6 +68,12 @@ func (c *Config) Validate() error {
 	if l.MaxInFlight < 0 || l.MaxHeaderBytes < 0 {
 		errs.add("server.limits", "max_in_flight and max_header_bytes must be positive")
 	}
+	if c.Server.Monitoring.Window < 0 {
+		errs.add("server.monitoring.window", "%d: must be positive", c.Server.Monitoring.Window)
+	}
+	if c.Server.Monitoring.Remember < 0 {
+		errs.add("server.monitoring.remember", "%d: must be positive", c.Server.Monitoring.Remember)
+	}
 	if c.Auth.KeysFile != "" {
 		if _, err := LoadKeys(c.Auth.KeysFile, os.Getenv); err != nil {
 			errs.add("auth.keys_file", "%v", err)
