@@ -120,21 +120,8 @@ func NewServer(o ServerOptions) *Server {
 	if o.Gatherer != nil {
 		e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
 	}
-	e.NoRoute(func(c *gin.Context) {
-		s.abort(c, fmt.Errorf("%w %s %s", errNoRoute, c.Request.Method, c.Request.URL.Path))
-	})
-	e.NoMethod(func(c *gin.Context) {
-		// gin lists every method of /v1/models/:name, but ":predict" takes
-		// POST only and the bare model path GET only.
-		if p := c.Request.URL.Path; strings.HasPrefix(p, "/v1/models/") && strings.Count(p, "/") == 3 {
-			if strings.Contains(p[len("/v1/models/"):], ":") {
-				c.Header("Allow", "POST")
-			} else {
-				c.Header("Allow", "GET")
-			}
-		}
-		s.abort(c, fmt.Errorf("%w: method %s not allowed on %s", errMethodNotAllowed, c.Request.Method, c.Request.URL.Path))
-	})
+	e.NoRoute(s.noRoute)
+	e.NoMethod(s.noMethod)
 
 	e.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", api.OpenAPI) })
 	registerDocs(e)
@@ -167,6 +154,25 @@ func NewServer(o ServerOptions) *Server {
 	api.POST("/v2/models/:name/feedback", s.v2Feedback)
 	s.engine = e
 	return s
+}
+
+// noRoute answers paths that name no route.
+func (s *Server) noRoute(c *gin.Context) {
+	s.abort(c, fmt.Errorf("%w %s %s", errNoRoute, c.Request.Method, c.Request.URL.Path))
+}
+
+// noMethod answers a route's wrong method, with the methods it takes.
+func (s *Server) noMethod(c *gin.Context) {
+	// gin lists every method of /v1/models/:name, but ":predict" takes
+	// POST only and the bare model path GET only.
+	if p := c.Request.URL.Path; strings.HasPrefix(p, "/v1/models/") && strings.Count(p, "/") == 3 {
+		if strings.Contains(p[len("/v1/models/"):], ":") {
+			c.Header("Allow", "POST")
+		} else {
+			c.Header("Allow", "GET")
+		}
+	}
+	s.abort(c, fmt.Errorf("%w: method %s not allowed on %s", errMethodNotAllowed, c.Request.Method, c.Request.URL.Path))
 }
 
 // Handler is the http.Handler to serve.

@@ -138,26 +138,35 @@ func DecodeV2Binary(body []byte, jsonLen int, knownOutputs []string) (V2Request,
 		return V2Request{}, err
 	}
 	req := V2Request{ID: w.ID, Texts: texts}
-	if req.Cache, err = boolParam(w.Parameters, "cache"); err != nil {
+	if err := req.readParameters(w.InferRequest, knownOutputs); err != nil {
 		return V2Request{}, err
 	}
+	return req, nil
+}
+
+// readParameters reads the request's options and the outputs it asks for.
+func (req *V2Request) readParameters(w InferRequest, knownOutputs []string) error {
+	var err error
+	if req.Cache, err = boolParam(w.Parameters, "cache"); err != nil {
+		return err
+	}
 	if b, err := boolParam(w.Parameters, ParamBinaryDataOutput); err != nil {
-		return V2Request{}, err
+		return err
 	} else if b != nil {
 		req.BinaryOutputs = *b
 	}
 	for i, o := range w.Outputs {
 		if !slices.Contains(knownOutputs, o.Name) {
-			return V2Request{}, invalid("outputs[%d]: unknown output %q (known: %s)", i, o.Name, strings.Join(knownOutputs, ", "))
+			return invalid("outputs[%d]: unknown output %q (known: %s)", i, o.Name, strings.Join(knownOutputs, ", "))
 		}
 		b, err := boolParam(o.Parameters, ParamBinaryData)
 		if err != nil {
-			return V2Request{}, fmt.Errorf("outputs[%d]: %w", i, err)
+			return fmt.Errorf("outputs[%d]: %w", i, err)
 		}
 		req.Outputs = append(req.Outputs, o.Name)
 		req.OutputBinary = append(req.OutputBinary, b)
 	}
-	return req, nil
+	return nil
 }
 
 // TextsFromBytesTensor reads the texts of a binary BYTES tensor: as many as

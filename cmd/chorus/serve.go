@@ -25,21 +25,10 @@ import (
 
 // serve runs until ctx ends (SIGINT/SIGTERM), then drains and exits.
 func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals context.CancelFunc) error {
-	f.httpPortSet = cmd.Flags().Changed("http_port")
-	f.grpcPortSet = cmd.Flags().Changed("grpc_port")
-	cfg, err := f.loadConfig()
+	cfg, log, err := f.setup(cmd)
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cmd.ErrOrStderr(), f.logFormat, f.logLevel)
-	if err != nil {
-		return usageError{err}
-	}
-	if err := f.kserve.apply(cmd.Flags(), cfg, f.config == ""); err != nil {
-		return err
-	}
-	f.kserve.logIgnored(log)
-
 	tracing, err := telemetry.FromEnv(ctx, os.Getenv, "chorus", chorusVersion())
 	if err != nil {
 		return err
@@ -56,9 +45,6 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 			log.Warn("flush traces", slog.Any("error", err))
 		}
 	}()
-	if tracing.Enabled() {
-		log.Info("tracing: exporting spans over OTLP (OTEL_* environment)")
-	}
 	srv, metrics, err := newServer(cfg, store, tracing, log)
 	if err != nil {
 		return err
@@ -154,8 +140,30 @@ func drain(srv *gateway.Server, httpSrv *http.Server, grpcLn *grpcListener, grac
 	return nil
 }
 
+// setup reads the registry (or the KServe-style flags) and makes the logger.
+func (f *serveFlags) setup(cmd *cobra.Command) (*config.Config, *slog.Logger, error) {
+	f.httpPortSet = cmd.Flags().Changed("http_port")
+	f.grpcPortSet = cmd.Flags().Changed("grpc_port")
+	cfg, err := f.loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	log, err := newLogger(cmd.ErrOrStderr(), f.logFormat, f.logLevel)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	if err := f.kserve.apply(cmd.Flags(), cfg, f.config == ""); err != nil {
+		return nil, nil, err
+	}
+	f.kserve.logIgnored(log)
+	return cfg, log, nil
+}
+
 // newServer builds the gateway with its metrics registry and API keys.
 func newServer(cfg *config.Config, store gateway.LogitsCache, tracing *telemetry.Tracing, log *slog.Logger) (*gateway.Server, *gateway.Metrics, error) {
+	if tracing.Enabled() {
+		log.Info("tracing: exporting spans over OTLP (OTEL_* environment)")
+	}
 	// A registry of our own: nothing registers on the process-wide default.
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
