@@ -472,11 +472,11 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 		}
 		return k, k.Name(), nil
 	}
-	dir, err := storage.Resolve(ctx, rc.Location, b.hub)
+	dir, err := storage.ResolveGraph(ctx, rc.Location, b.hub, rc.ONNXFile)
 	if err != nil {
 		return nil, "", err
 	}
-	m, err := b.rt.Open(dir, onnx.Options{MaxLength: rc.MaxLength, IntraOpThreads: rc.IntraOpThreads,
+	m, err := b.rt.Open(dir, onnx.Options{MaxLength: rc.MaxLength, GraphFile: rc.ONNXFile, IntraOpThreads: rc.IntraOpThreads,
 		InterOpThreads: rc.InterOpThreads, GraphOptimization: rc.GraphOptimization, MemoryArena: rc.MemoryArena,
 		Device: rc.Device, Batching: onnx.Batching{MaxBatchSize: rc.Batching.MaxBatchSize, MaxBatchTokens: rc.Batching.MaxBatchTokens,
 			MaxQueueDelay: time.Duration(rc.Batching.MaxQueueDelay), QueueSize: rc.Batching.QueueSize},

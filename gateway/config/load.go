@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -475,6 +476,18 @@ func (r *Replica) validateONNX(rp, baseDir string, errs *problems) {
 	}
 	if r.MaxLength < 0 {
 		errs.add(rp+".max_length", "must not be negative")
+	}
+	if f := r.ONNXFile; f != "" {
+		switch {
+		case path.IsAbs(f) || strings.Contains(f, `\`) || path.Clean(f) != f || !filepath.IsLocal(f):
+			errs.add(rp+".onnx_file", "%q: want a clean relative path inside the model folder, like onnx/model_quantized.onnx", f)
+		case !strings.HasSuffix(f, ".onnx"):
+			errs.add(rp+".onnx_file", "%q: want an .onnx graph", f)
+		case !r.Location.IsHub() && r.Location.Path != "":
+			if _, err := os.Stat(filepath.Join(r.Location.Path, filepath.FromSlash(f))); err != nil {
+				errs.add(rp+".onnx_file", "%s: no such graph in %s", f, r.Location.Path)
+			}
+		}
 	}
 	for name, v := range map[string]int{"intra_op_threads": r.IntraOpThreads, "inter_op_threads": r.InterOpThreads,
 		"batching.max_batch_size": r.Batching.MaxBatchSize, "batching.max_batch_tokens": r.Batching.MaxBatchTokens,

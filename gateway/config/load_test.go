@@ -43,6 +43,8 @@ var badFiles = map[string]string{
 	"calibration-missing.bad.yaml":   "models[a].calibration: ",
 	"device.bad.yaml":                `models[sst2].replicas[0].device: "gpu0": want cpu or cuda:N`,
 	"protocol.bad.yaml":              `models[sst2].replicas[0].protocol: "grpc": want v1 or v2`,
+	"onnx-file.bad.yaml":             `models[sst2].replicas[0].onnx_file: "../sst2-tiny-b/onnx/model.onnx": want a clean relative path`,
+	"onnx-file-missing.bad.yaml":     "models[sst2].replicas[0].onnx_file: onnx/model_fp16.onnx: no such graph in",
 }
 
 func TestBadFiles(t *testing.T) {
