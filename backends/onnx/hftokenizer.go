@@ -1,11 +1,12 @@
 package onnx
 
 // The Hugging Face tokenizers library (Rust, built by scripts/deps.sh into
-// libtokenizers.a) through two entry points Chorus patches into it
-// (scripts/tokenizers/chorus.patch): a constructor that sets truncation as
-// transformers does and turns tokenizer.json's padding off, and an encoder
-// that takes texts as pointer + length, so that NUL reaches the tokenizer,
-// and encodes text pairs. The upstream Go wrapper takes C strings (NUL ends
+// libtokenizers.a) through entry points Chorus patches into it
+// (scripts/tokenizers/chorus.patch): a constructor that turns
+// tokenizer.json's own truncation and padding off, and an encoder that takes
+// texts as pointer + length, so that NUL reaches the tokenizer, encodes text
+// pairs, and truncates as transformers does (longest_first) without
+// post-processing the cut-off parts, which made very long texts slow. The upstream Go wrapper takes C strings (NUL ends
 // the text) and hides its handle, so Chorus calls the C API itself.
 
 /*
@@ -37,7 +38,7 @@ struct tokenizers_buffer {
 void *tokenizers_chorus_from_bytes(const uint8_t *bytes, size_t len, size_t max_len, uint8_t dir, char **error);
 struct tokenizers_buffer tokenizers_chorus_encode(void *ptr, const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len,
     bool pair, const struct tokenizers_encode_options *options, bool *truncated, char **error);
-void tokenizers_free_tokenizer(void *ptr);
+void tokenizers_chorus_free(void *ptr);
 void tokenizers_free_buffer(struct tokenizers_buffer buffer);
 void tokenizers_free_string(char *s);
 */
@@ -141,7 +142,7 @@ func widen(p *C.uint32_t, n int) []int64 {
 
 func (t *hfTokenizer) close() {
 	if t.ptr != nil {
-		C.tokenizers_free_tokenizer(t.ptr)
+		C.tokenizers_chorus_free(t.ptr)
 		t.ptr = nil
 	}
 }
