@@ -11,10 +11,12 @@ RUN go mod download && \
     cp -r "$(go mod download -json github.com/daulet/tokenizers@v1.22.1 | sed -n 's/.*"Dir": "\(.*\)",/\1/p')" /tokenizers-src && \
     chmod -R u+w /tokenizers-src
 
-# libtokenizers.a, the Rust half of github.com/daulet/tokenizers.
+# libtokenizers.a, the Rust half of github.com/daulet/tokenizers, with
+# Chorus's patch (length-aware and pair encoding; see scripts/deps.sh).
 FROM rust:1-bookworm AS tokenizers
 COPY --from=modules /tokenizers-src /src
-RUN cd /src && cargo build --release && cp target/release/libtokenizers.a /libtokenizers.a
+COPY scripts/tokenizers/chorus.patch /chorus.patch
+RUN cd /src && git apply /chorus.patch && cargo build --release && cp target/release/libtokenizers.a /libtokenizers.a
 
 # ONNX Runtime 1.29.0 (CPU) from the npm package, checked like scripts/deps.sh does.
 FROM node:20-bookworm-slim AS onnxruntime

@@ -6,7 +6,8 @@ SHELL := bash
 
 CHORUS_CACHE ?= $(HOME)/.cache/chorus
 export CHORUS_CACHE
-TOKENIZERS_DIR := $(CHORUS_CACHE)/tokenizers-v1.22.1
+# -chorus1: built with scripts/tokenizers/chorus.patch (see scripts/deps.sh).
+TOKENIZERS_DIR := $(CHORUS_CACHE)/tokenizers-v1.22.1-chorus1
 # cgo finds libtokenizers.a here; the binary finds ONNX Runtime through
 # CHORUS_ORT_LIB (or its --ort-lib flag).
 export CGO_LDFLAGS := -L$(TOKENIZERS_DIR)

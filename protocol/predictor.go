@@ -40,7 +40,20 @@ type ModelMetadata struct {
 	Fingerprint string
 	// Platform names the runtime, as OIP model metadata reports it.
 	Platform string
+	// Activation is the function that turns this model's logits into
+	// scores by default, as transformers' text-classification pipeline
+	// chooses it from config.json: ActivationSigmoid for multi-label and
+	// one-logit models, ActivationNone for regression, else
+	// ActivationSoftmax. Empty: not known (a remote replica); softmax.
+	Activation string
 }
+
+// Score functions a model's logits go through (ModelMetadata.Activation).
+const (
+	ActivationSoftmax = "softmax"
+	ActivationSigmoid = "sigmoid"
+	ActivationNone    = "none"
+)
 
 // CheckShape reports whether logits has the shape the contract promises for
 // n texts and k labels.

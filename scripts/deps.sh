@@ -3,6 +3,9 @@
 # (default ~/.cache/chorus). Idempotent: a second run only checks stamps.
 #   - ONNX Runtime 1.29.0 (CPU) from the npm package onnxruntime-node, SHA-256 checked
 #   - libtokenizers.a built with cargo from github.com/daulet/tokenizers v1.22.1
+#     with Chorus's patch (scripts/tokenizers/chorus.patch: length-aware and
+#     pair encoding); TOKENIZERS_BUILD names the patch level, so a changed
+#     patch builds into a new cache folder instead of reusing an old library
 #   - redis-server from Debian when it is not on PATH
 set -euo pipefail
 
@@ -10,10 +13,13 @@ ORT_VERSION=1.29.0
 # SHA-256 of bin/napi-v6/linux/x64/libonnxruntime.so.1 in onnxruntime-node@1.29.0.
 ORT_SHA256=89688f5cf51c7e31befbb7b9101bc027799009b18d1baa9a5b1146a72e69538d
 TOKENIZERS_VERSION=v1.22.1
+# Bump with every change to scripts/tokenizers/chorus.patch (and in the
+# Makefile's TOKENIZERS_DIR).
+TOKENIZERS_BUILD=chorus1
 
 cache=${CHORUS_CACHE:-$HOME/.cache/chorus}
 ort_dir=$cache/onnxruntime-$ORT_VERSION
-tok_dir=$cache/tokenizers-$TOKENIZERS_VERSION
+tok_dir=$cache/tokenizers-$TOKENIZERS_VERSION-$TOKENIZERS_BUILD
 repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$cache"
 
@@ -44,10 +50,10 @@ install_ort() {
 
 install_tokenizers() {
   if [[ -f $tok_dir/.ok ]]; then
-    step "libtokenizers $TOKENIZERS_VERSION: cached at $tok_dir"
+    step "libtokenizers $TOKENIZERS_VERSION-$TOKENIZERS_BUILD: cached at $tok_dir"
     return
   fi
-  step "libtokenizers $TOKENIZERS_VERSION: building with cargo (a few minutes, once)"
+  step "libtokenizers $TOKENIZERS_VERSION-$TOKENIZERS_BUILD: patching and building with cargo (a few minutes, once)"
   local src tmp
   src=$(cd "$repo" && go mod download -json "github.com/daulet/tokenizers@$TOKENIZERS_VERSION" |
         sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
@@ -55,6 +61,7 @@ install_tokenizers() {
   tmp=$(mktemp -d "$cache/.tok.XXXXXX")
   cp -r "$src" "$tmp/src"
   chmod -R u+w "$tmp/src"     # the module cache is read-only
+  (cd "$tmp/src" && git apply "$repo/scripts/tokenizers/chorus.patch")
   (cd "$tmp/src" && cargo build --release --quiet)
   mkdir -p "$tmp/out"
   cp "$tmp/src/target/release/libtokenizers.a" "$tmp/out/"

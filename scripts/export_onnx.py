@@ -10,8 +10,9 @@ dynamic batch and sequence axes (inputs input_ids, attention_mask and, for
 models that take it, token_type_ids; output logits). The script checks the
 ONNX logits against PyTorch's before it finishes.
 
-Needs: pip install torch transformers onnx onnxruntime (versions as in
-scripts/fixtures/requirements.txt, plus onnxruntime for the check).
+Needs: pip install torch transformers onnx onnxruntime sentencepiece protobuf
+(versions as in scripts/fixtures/requirements.txt, plus onnxruntime for the
+check). The folder always has a tokenizer.json, which Chorus reads.
 """
 import argparse
 import os
@@ -29,12 +30,19 @@ def main():
     ap.add_argument("--opset", type=int, default=17)
     args = ap.parse_args()
 
-    tok = AutoTokenizer.from_pretrained(args.model, revision=args.revision)
+    # Chorus reads tokenizer.json (the fast tokenizer): for SentencePiece
+    # models (XLM-R, ALBERT, DeBERTa-v3, CamemBERT…) transformers converts
+    # the .model file here (needs the sentencepiece and protobuf packages).
+    tok = AutoTokenizer.from_pretrained(args.model, revision=args.revision, use_fast=True)
+    if not tok.is_fast:
+        raise SystemExit(f"{args.model}: transformers has no fast tokenizer for {type(tok).__name__}; Chorus needs tokenizer.json")
     model = AutoModelForSequenceClassification.from_pretrained(
         args.model, revision=args.revision, attn_implementation="eager").eval()
     os.makedirs(os.path.join(args.out, "onnx"), exist_ok=True)
     model.config.save_pretrained(args.out)
     tok.save_pretrained(args.out)
+    if not os.path.exists(os.path.join(args.out, "tokenizer.json")):
+        raise SystemExit(f"{args.out}: the tokenizer saved no tokenizer.json")
 
     sample = tok(["Hello, my dog is cute", "I am feeling sad"], padding=True, return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 t=${FUZZTIME:-10s}
 for target in "FuzzDecodeV1 ./protocol" "FuzzDecodeV2 ./protocol" "FuzzDecodeV2Binary ./protocol" "FuzzParsePyDict ./protocol" \
-              "FuzzParse ./gateway/config" "FuzzTokenizeAndPredict ./backends/onnx"; do
+              "FuzzParse ./gateway/config" "FuzzTokenizeAndPredict ./backends/onnx" "FuzzTokenizePairs ./backends/onnx"; do
   set -- $target
   echo "==> fuzz: $1 ($2) for $t"
   go test -run "^$1\$" -fuzz "^$1\$" -fuzztime "$t" "$2" 2>&1 | grep -E "elapsed: .*execs|^(ok|FAIL|---)|Failing input" | tail -3

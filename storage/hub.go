@@ -96,16 +96,23 @@ func (h *Hub) httpClient() *http.Client {
 // Snapshot makes sure the files Chorus serves from repo at revision are in
 // the cache and returns their snapshot folder.
 func (h *Hub) Snapshot(ctx context.Context, repo, revision string) (string, error) {
+	return h.SnapshotGraph(ctx, repo, revision, "")
+}
+
+// SnapshotGraph is Snapshot for one of the repo's ONNX graphs: graph names
+// it (e.g. onnx/model_quantized.onnx; "" for the default onnx/model.onnx or
+// model.onnx), and only that graph and its external data are downloaded.
+func (h *Hub) SnapshotGraph(ctx context.Context, repo, revision, graph string) (string, error) {
 	repoDir := filepath.Join(h.CacheDir, "models--"+strings.ReplaceAll(repo, "/", "--"))
 	uri := "hf://" + repo + "@" + revision
 	if h.Offline {
-		return h.offlineSnapshot(repoDir, uri, revision)
+		return h.offlineSnapshot(repoDir, uri, revision, graph)
 	}
 	info, err := h.repoInfo(ctx, repo, revision)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", uri, err)
 	}
-	files, err := selectFiles(info.files)
+	files, err := selectFiles(info.files, graph)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", uri, err)
 	}
@@ -122,7 +129,7 @@ func (h *Hub) Snapshot(ctx context.Context, repo, revision string) (string, erro
 	return filepath.Join(repoDir, "snapshots", info.commit), nil
 }
 
-func (h *Hub) offlineSnapshot(repoDir, uri, revision string) (string, error) {
+func (h *Hub) offlineSnapshot(repoDir, uri, revision, graph string) (string, error) {
 	commit := revision
 	if !commitRE.MatchString(revision) {
 		b, err := os.ReadFile(filepath.Join(repoDir, "refs", revision))
@@ -134,6 +141,11 @@ func (h *Hub) offlineSnapshot(repoDir, uri, revision string) (string, error) {
 	dir := filepath.Join(repoDir, "snapshots", commit)
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
 		return "", fmt.Errorf("%s: HF_HUB_OFFLINE is set and %s holds no snapshot %s: %w", uri, h.CacheDir, commit, ErrNotFound)
+	}
+	if graph != "" {
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(graph))); err != nil {
+			return "", fmt.Errorf("%s: HF_HUB_OFFLINE is set and the cached snapshot %s has no %s: %w", uri, commit, graph, ErrNotFound)
+		}
 	}
 	return dir, nil
 }
@@ -178,9 +190,10 @@ func (h *Hub) repoInfo(ctx context.Context, repo, revision string) (repoInfo, er
 	return info, nil
 }
 
-// selectFiles picks what serving needs: config, tokenizer, the ONNX graph
-// and its external-data files. Weights in other formats are never fetched.
-func selectFiles(all []string) ([]string, error) {
+// selectFiles picks what serving needs: config, tokenizer, one ONNX graph
+// (graph, else the default) and its external-data files. Weights in other
+// formats, and the repo's other graphs, are never fetched.
+func selectFiles(all []string, graph string) ([]string, error) {
 	has := func(f string) bool { return slices.Contains(all, f) }
 	if !has("config.json") {
 		return nil, fmt.Errorf("config.json: %w", ErrNotFound)
@@ -189,31 +202,50 @@ func selectFiles(all []string) ([]string, error) {
 	switch {
 	case has("tokenizer.json"):
 		want = append(want, "tokenizer.json")
+	case has("vocab.json") && has("merges.txt"):
+		want = append(want, "vocab.json", "merges.txt")
 	case has("vocab.txt"):
 		want = append(want, "vocab.txt")
 	default:
-		return nil, fmt.Errorf("no tokenizer.json or vocab.txt: %w", ErrNotFound)
+		return nil, fmt.Errorf("no tokenizer.json, vocab.json + merges.txt or vocab.txt (a SentencePiece-only repo needs "+
+			"a tokenizer.json: `python scripts/export_onnx.py --model ORG/REPO --out DIR` writes one): %w", ErrNotFound)
 	}
 	for _, f := range []string{"tokenizer_config.json", "special_tokens_map.json"} {
 		if has(f) {
 			want = append(want, f)
 		}
 	}
-	graph := ""
-	for _, g := range []string{"onnx/model.onnx", "model.onnx"} {
-		if has(g) {
-			graph = g
-			break
+	if graph != "" {
+		if !has(graph) {
+			var graphs []string
+			for _, f := range all {
+				if strings.HasSuffix(f, ".onnx") {
+					graphs = append(graphs, f)
+				}
+			}
+			return nil, fmt.Errorf("onnx_file %s is not in the repo (graphs there: %v): %w", graph, graphs, ErrNotFound)
+		}
+	} else {
+		for _, g := range []string{"onnx/model.onnx", "model.onnx"} {
+			if has(g) {
+				graph = g
+				break
+			}
+		}
+		if graph == "" {
+			return nil, ErrNoONNX
 		}
 	}
-	if graph == "" {
-		return nil, ErrNoONNX
-	}
 	want = append(want, graph)
-	// External data sits beside the graph: model.onnx_data, model.onnx.data, …
-	dir := path.Dir(graph)
+	// External data sits beside the graph and is named after it:
+	// model.onnx_data, model.onnx.data, model_fp16.onnx_data_1, …
+	dir, base := path.Dir(graph), path.Base(graph)
 	for _, f := range all {
-		if path.Dir(f) == dir && f != graph && (strings.HasSuffix(f, ".onnx_data") || strings.HasSuffix(f, ".onnx.data") || strings.HasSuffix(f, "_data")) {
+		if path.Dir(f) != dir || f == graph {
+			continue
+		}
+		rest, ok := strings.CutPrefix(path.Base(f), base)
+		if ok && (strings.HasPrefix(rest, "_data") || strings.HasPrefix(rest, ".data")) {
 			want = append(want, f)
 		}
 	}

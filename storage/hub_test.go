@@ -258,3 +258,72 @@ func TestCacheDirNaming(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Repos with several graphs (transformers.js / optimum: onnx/model.onnx,
+// onnx/model_quantized.onnx, onnx/model_fp16.onnx + its external data): only
+// the chosen graph and its own external data are downloaded.
+func TestSnapshotGraphDownloadsOnlyThatGraph(t *testing.T) {
+	fh := hubtest.New(t)
+	files := hubtest.FixtureRepo(t, fixture)
+	files["onnx/model.onnx_data"] = []byte("default graph weights")
+	files["onnx/model_quantized.onnx"] = []byte("int8 graph")
+	files["onnx/model_fp16.onnx"] = []byte("fp16 graph")
+	files["onnx/model_fp16.onnx_data"] = []byte("fp16 weights")
+	fh.AddRepo("Xenova/sst2", files, false)
+	cache := t.TempDir()
+	hub := newHub(fh.URL, cache)
+	dir, err := hub.SnapshotGraph(context.Background(), "Xenova/sst2", "main", "onnx/model_fp16.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range files {
+		_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p)))
+		want := p == "onnx/model_fp16.onnx" || p == "onnx/model_fp16.onnx_data" ||
+			p == "config.json" || p == "tokenizer.json" || p == "tokenizer_config.json" || p == "special_tokens_map.json"
+		if (err == nil) != want {
+			t.Errorf("%s downloaded: %v, want %v", p, err == nil, want)
+		}
+	}
+	_, err = hub.SnapshotGraph(context.Background(), "Xenova/sst2", "main", "onnx/model_int4.onnx")
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "onnx/model_quantized.onnx") {
+		t.Errorf("missing graph: %v, want ErrNotFound listing the repo's graphs", err)
+	}
+	offline := &Hub{Endpoint: "http://127.0.0.1:1", CacheDir: cache, Offline: true}
+	if got, err := offline.SnapshotGraph(context.Background(), "Xenova/sst2", "main", "onnx/model_fp16.onnx"); err != nil || got != dir {
+		t.Errorf("offline, cached graph: %s %v", got, err)
+	}
+	if _, err := offline.SnapshotGraph(context.Background(), "Xenova/sst2", "main", "onnx/model_quantized.onnx"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("offline, graph not cached: %v, want ErrNotFound", err)
+	}
+}
+
+// RoBERTa repos with vocab.json + merges.txt and no tokenizer.json get
+// those; SentencePiece-only repos are refused with the export command.
+func TestSnapshotSlowTokenizerFiles(t *testing.T) {
+	fh := hubtest.New(t)
+	roberta := filepath.Join("..", "testdata", "models", "roberta-tiny")
+	files := map[string][]byte{}
+	for _, p := range []string{"config.json", "vocab.json", "merges.txt", "tokenizer_config.json", "onnx/model.onnx"} {
+		b, err := os.ReadFile(filepath.Join(roberta, filepath.FromSlash(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[p] = b
+	}
+	fh.AddRepo("acme/roberta", files, false)
+	spm := map[string][]byte{"config.json": files["config.json"], "sentencepiece.bpe.model": []byte("spm"), "onnx/model.onnx": files["onnx/model.onnx"]}
+	fh.AddRepo("acme/xlmr", spm, false)
+	hub := newHub(fh.URL, t.TempDir())
+	dir, err := hub.Snapshot(context.Background(), "acme/roberta", "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"vocab.json", "merges.txt"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("%s not downloaded: %v", p, err)
+		}
+	}
+	if _, err := hub.Snapshot(context.Background(), "acme/xlmr", "main"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "scripts/export_onnx.py") {
+		t.Errorf("SentencePiece-only repo: %v, want ErrNotFound naming scripts/export_onnx.py", err)
+	}
+}

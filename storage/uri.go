@@ -69,6 +69,13 @@ func Parse(uri, baseDir string) (Location, error) {
 // Resolve returns a local folder holding the model at loc, downloading it
 // from the Hub when needed.
 func Resolve(ctx context.Context, loc Location, hub *Hub) (string, error) {
+	return ResolveGraph(ctx, loc, hub, "")
+}
+
+// ResolveGraph is Resolve for one ONNX graph of the model (graph relative
+// to the folder, "" for the default): from the Hub only that graph and its
+// external data are downloaded.
+func ResolveGraph(ctx context.Context, loc Location, hub *Hub, graph string) (string, error) {
 	if !loc.IsHub() {
 		st, err := os.Stat(loc.Path)
 		if err != nil {
@@ -79,5 +86,5 @@ func Resolve(ctx context.Context, loc Location, hub *Hub) (string, error) {
 		}
 		return loc.Path, nil
 	}
-	return hub.Snapshot(ctx, loc.Repo, loc.Revision)
+	return hub.SnapshotGraph(ctx, loc.Repo, loc.Revision, graph)
 }

@@ -20,6 +20,12 @@ const (
 	BatchTolerance = 1e-5
 )
 
+// PairPredictor is a predictor that also scores text pairs (the in-process
+// ONNX backend does); Run checks its pairs against the reference's.
+type PairPredictor interface {
+	PredictPairs(ctx context.Context, pairs [][2]string) (protocol.Logits, error)
+}
+
 // Run checks p against the contract of protocol.Predictor, using ref (the
 // reference of the model p serves).
 func Run(t *testing.T, p protocol.Predictor, ref Reference) {
@@ -45,6 +51,9 @@ func RunWithTolerance(t *testing.T, p protocol.Predictor, ref Reference, tol flo
 		if meta.Fingerprint == "" {
 			t.Error("empty fingerprint")
 		}
+		if meta.Activation != "" && ref.Activation != "" && meta.Activation != ref.Activation {
+			t.Errorf("activation %q, transformers' pipeline applies %q", meta.Activation, ref.Activation)
+		}
 	})
 
 	t.Run("BatchMatchesReference", func(t *testing.T) {
@@ -66,11 +75,54 @@ func RunWithTolerance(t *testing.T, p protocol.Predictor, ref Reference, tol flo
 		t.Logf("%s: max |logit - transformers| over %d texts = %.3g", ref.Model, len(ref.Texts), worst)
 	})
 
+	t.Run("BatchMatchesPaddedReference", func(t *testing.T) {
+		if ref.Texts[0].BatchLogits == nil {
+			t.Skip("reference has no batch_logits")
+		}
+		got, err := p.Predict(context.Background(), texts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRows(t, ref.Model+" batch vs padded PyTorch batch", got, ref.Texts, true, tol)
+	})
+
+	t.Run("Pairs", func(t *testing.T) {
+		pp, ok := p.(PairPredictor)
+		if !ok || len(ref.Pairs) == 0 {
+			t.Skip("no pairs: the predictor takes none or the reference has none")
+		}
+		pairs := ref.PairList()
+		got, err := pp.PredictPairs(context.Background(), pairs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := protocol.CheckShape(got, len(pairs), k); err != nil {
+			t.Fatal(err)
+		}
+		checkRows(t, ref.Model+" pairs batched", got, ref.Pairs, false, tol)
+		if ref.Pairs[0].BatchLogits != nil {
+			checkRows(t, ref.Model+" pairs vs padded PyTorch batch", got, ref.Pairs, true, tol)
+		}
+		worst := 0.0
+		for i, pair := range pairs {
+			one, err := pp.PredictPairs(context.Background(), [][2]string{pair})
+			if err != nil {
+				t.Fatal(err)
+			}
+			worst = max(worst, MaxAbsDiff(one[0], ref.Pairs[i].Logits))
+		}
+		if worst > tol {
+			t.Errorf("pairs one at a time: max |logit - transformers| = %.3g", worst)
+		}
+		t.Logf("%s: pairs one at a time: max |logit - transformers| over %d pairs = %.3g", ref.Model, len(pairs), worst)
+	})
+
 	t.Run("BatchEqualsOneAtATime", func(t *testing.T) {
 		batch, err := p.Predict(context.Background(), texts)
 		if err != nil {
 			t.Fatal(err)
 		}
+		worst := 0.0
 		for i, text := range texts {
 			one, err := p.Predict(context.Background(), []string{text})
 			if err != nil {
@@ -82,7 +134,12 @@ func RunWithTolerance(t *testing.T, p protocol.Predictor, ref Reference, tol flo
 			if d := MaxAbsDiff(batch[i], f64(one[0])); d > max(BatchTolerance, tol/10) {
 				t.Errorf("text %d: batched %v, alone %v", i, batch[i], one[0])
 			}
+			worst = max(worst, MaxAbsDiff(one[0], ref.Texts[i].Logits))
 		}
+		if worst > tol {
+			t.Errorf("one at a time: max |logit - transformers| = %.3g", worst)
+		}
+		t.Logf("%s: one at a time: max |logit - transformers| over %d texts = %.3g", ref.Model, len(texts), worst)
 	})
 
 	runEdgeCases(t, p, texts)
@@ -134,16 +191,20 @@ func runEdgeCases(t *testing.T, p protocol.Predictor, texts []string) {
 
 	t.Run("OverLengthTruncatedNotRejected", func(t *testing.T) {
 		long := strings.Repeat("a rather long sentence about nothing much at all ", 2000)
-		got, err := p.Predict(context.Background(), []string{long, long + "and a different ending", texts[0]})
+		texts := []string{long + "and one ending", long + "and a different ending",
+			"one beginning " + long, "a different beginning " + long, texts[0]}
+		got, err := p.Predict(context.Background(), texts)
 		if err != nil {
 			t.Fatalf("an over-length text is truncated, never rejected: %v", err)
 		}
-		if len(got) != 3 || len(got[0]) != len(p.Metadata().Labels) {
+		if len(got) != len(texts) || len(got[0]) != len(p.Metadata().Labels) {
 			t.Fatalf("got %d rows of %d logits", len(got), len(got[0]))
 		}
-		// Past the model's length the endings are cut off: the same logits.
-		if d := MaxAbsDiff(got[0], f64(got[1])); d > BatchTolerance {
-			t.Errorf("texts equal up to the max length scored %v and %v", got[0], got[1])
+		// Past the model's length one side is cut off (the end, or the
+		// beginning with truncation_side left): those texts score the same.
+		right, left := MaxAbsDiff(got[0], f64(got[1])), MaxAbsDiff(got[2], f64(got[3]))
+		if right > BatchTolerance && left > BatchTolerance {
+			t.Errorf("neither side was cut: endings differ by %.2g, beginnings by %.2g", right, left)
 		}
 	})
 }
@@ -183,6 +244,29 @@ func runConcurrent(t *testing.T, p protocol.Predictor, ref Reference, tol float6
 			t.Error(err)
 		}
 	})
+}
+
+// checkRows compares logits row by row with the reference's (its padded
+// batch logits when batch is set) and logs the worst difference.
+func checkRows(t *testing.T, what string, got protocol.Logits, rows []RefText, batch bool, tol float64) {
+	t.Helper()
+	worst := 0.0
+	for i, r := range rows {
+		want := r.Logits
+		if batch {
+			want = r.BatchLogits
+		}
+		d := MaxAbsDiff(got[i], want)
+		worst = max(worst, d)
+		if d > tol {
+			pair := ""
+			if r.TextPair != nil {
+				pair = " / " + protocol.Clip(*r.TextPair, 40)
+			}
+			t.Errorf("%s: row %d %q%s: logits %v, reference %v (max diff %.2g)", what, i, protocol.Clip(r.Text, 40), pair, got[i], want, d)
+		}
+	}
+	t.Logf("%s: max |logit - transformers| over %d rows = %.3g", what, len(rows), worst)
 }
 
 // MaxAbsDiff is the largest |got[i] - want[i]|; +Inf if lengths differ.

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/daulet/tokenizers"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -59,7 +58,7 @@ type BatchStats struct {
 type pending struct {
 	ctx      context.Context
 	enqueued time.Time
-	encs     []tokenizers.Encoding
+	encs     []encoding
 	out      protocol.Logits
 	err      error
 	left     atomic.Int32 // rows not yet answered
@@ -99,7 +98,7 @@ func newBatcher(m *Model, o Batching) *batcher {
 	return b
 }
 
-func (b *batcher) submit(ctx context.Context, encs []tokenizers.Encoding) (protocol.Logits, error) {
+func (b *batcher) submit(ctx context.Context, encs []encoding) (protocol.Logits, error) {
 	ctx, span := b.m.tracer.Start(ctx, "chorus.batch.wait", trace.WithAttributes(attribute.Int("chorus.texts", len(encs))))
 	defer span.End()
 	p := &pending{ctx: ctx, enqueued: time.Now(), encs: encs, out: make(protocol.Logits, len(encs)), done: make(chan struct{})}
@@ -131,7 +130,7 @@ func (b *batcher) submit(ctx context.Context, encs []tokenizers.Encoding) (proto
 type row struct {
 	p   *pending
 	i   int
-	enc tokenizers.Encoding
+	enc encoding
 }
 
 func (b *batcher) loop() {
@@ -193,12 +192,12 @@ func (b *batcher) run(batch []*pending) {
 			rows = append(rows, row{p: p, i: i, enc: e})
 		}
 	}
-	slices.SortStableFunc(rows, func(a, c row) int { return len(a.enc.IDs) - len(c.enc.IDs) })
+	slices.SortStableFunc(rows, func(a, c row) int { return len(a.enc.ids) - len(c.enc.ids) })
 	for start := 0; start < len(rows); {
 		end := start
 		for end < len(rows) && end-start < b.o.MaxBatchSize {
 			// Sorted ascending: the row being added is the longest so far.
-			if end > start && (end-start+1)*len(rows[end].enc.IDs) > b.o.MaxBatchTokens {
+			if end > start && (end-start+1)*len(rows[end].enc.ids) > b.o.MaxBatchTokens {
 				break
 			}
 			end++
@@ -209,7 +208,7 @@ func (b *batcher) run(batch []*pending) {
 }
 
 func (b *batcher) runChunk(rows []row) {
-	encs := make([]tokenizers.Encoding, len(rows))
+	encs := make([]encoding, len(rows))
 	oldest := time.Now()
 	var links []trace.Link
 	for i, r := range rows {

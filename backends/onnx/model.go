@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/daulet/tokenizers"
 	ort "github.com/yalue/onnxruntime_go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -26,8 +27,30 @@ import (
 // Options tune how a model folder is served. The zero value is valid.
 type Options struct {
 	// MaxLength truncates texts to this many tokens, special tokens
-	// included. Default (0): the model's max_position_embeddings.
+	// included. The length used is the smallest of this, the tokenizer's
+	// model_max_length (when set) and the tokens the model's positions take
+	// (max_position_embeddings, less padding_idx+1 for RoBERTa-family
+	// models); more than the positions take is an error. Default (0): the
+	// model's own limits.
 	MaxLength int
+	// LowerCase overrides the tokenizer's lowercasing (nil: as its
+	// tokenizer.json says), as KServe's --disable_lower_case.
+	LowerCase *bool
+	// NoSpecialTokens encodes without [CLS]/[SEP] and the like, as
+	// KServe's --disable_special_tokens. Default false.
+	NoSpecialTokens bool
+	// Dtype picks the graph optimum exported for a weight type (one of
+	// Dtypes; float16 serves onnx/model_fp16.onnx) when the folder has it
+	// and GraphFile is not set; otherwise, and by default, the fp32 graph.
+	Dtype string
+	// TokenizerDir takes the tokenizer from another folder (another
+	// revision of the repo, as KServe's --tokenizer_revision). Default: the
+	// model's own.
+	TokenizerDir string
+	// GraphFile chooses the ONNX graph, relative to the model folder (e.g.
+	// onnx/model_quantized.onnx, as Hub repos with several graphs ship
+	// them). Default (""): onnx/model.onnx, else model.onnx.
+	GraphFile string
 	// IntraOpThreads is ONNX Runtime's intra-op thread count. Default (0):
 	// ONNX Runtime's choice, one per core.
 	IntraOpThreads int
@@ -54,27 +77,12 @@ type Options struct {
 	// after truncation; past it Predict fails with ErrTooLarge (413).
 	// Default 0: no bound.
 	MaxRequestTokens int
-	// LowerCase overrides the tokenizer's lowercasing (nil: as its
-	// tokenizer.json says), as KServe's --disable_lower_case.
-	LowerCase *bool
-	// NoSpecialTokens encodes without [CLS]/[SEP] and the like, as
-	// KServe's --disable_special_tokens. Default false.
-	NoSpecialTokens bool
-	// Dtype picks the graph optimum exported for a weight type (one of
-	// Dtypes; float16 serves onnx/model_fp16.onnx) when the folder has it;
-	// otherwise, and by default, the fp32 graph.
-	Dtype string
-	// TokenizerDir takes the tokenizer from another folder (another
-	// revision of the repo, as KServe's --tokenizer_revision). Default: the
-	// model's own.
-	TokenizerDir string
 }
 
-// GraphOptimizations are the valid GraphOptimization names, weakest first;
-// DefaultGraphOptimization is ONNX Runtime's own default.
+// GraphOptimizations are the valid GraphOptimization names, weakest first.
 var GraphOptimizations = []string{"disable", "basic", "extended", "all"}
 
-// DefaultGraphOptimization is what "" means.
+// DefaultGraphOptimization is ONNX Runtime's own default, what "" means.
 const DefaultGraphOptimization = "all"
 
 // DeviceCPU is the default device; CUDA devices are "cuda:N" (ValidDevice).
@@ -153,10 +161,9 @@ func sessionOptions(opts Options) (*ort.SessionOptions, error) {
 // Runtime sessions and HF tokenizers both allow concurrent calls.
 type Model struct {
 	session    *ort.DynamicAdvancedSession
-	tok        *tokenizers.Tokenizer
+	tok        *hfTokenizer
 	inputNames []string
 	withTypes  bool
-	special    bool // add [CLS]/[SEP] and the like
 	padID      int64
 	meta       protocol.ModelMetadata
 	batcher    *batcher // nil: every request runs as its own batch
@@ -181,22 +188,16 @@ const (
 
 // Open loads the model folder at dir.
 func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
-	f, err := readFolder(dir)
+	f, err := readFolder(dir, opts.GraphFile)
 	if err != nil {
 		return nil, err
 	}
 	if err := f.applyOptions(opts); err != nil {
 		return nil, err
 	}
-	maxLen := f.maxPositions
-	if opts.MaxLength > 0 {
-		if f.maxPositions > 0 && opts.MaxLength > f.maxPositions {
-			return nil, fmt.Errorf("max_length %d exceeds the model's max_position_embeddings %d", opts.MaxLength, f.maxPositions)
-		}
-		maxLen = opts.MaxLength
-	}
-	if maxLen <= 0 {
-		return nil, fmt.Errorf("%s: config.json has no max_position_embeddings; set max_length", dir)
+	maxLen, err := safeMaxLength(f, opts.MaxLength)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 
 	inputs, outputs, err := ort.GetInputOutputInfo(f.graphPath)
@@ -230,29 +231,28 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("graph %s has no outputs", f.graphPath)
 	}
 
-	tok, err := tokenizers.FromBytesWithTruncation(f.tokenizerJSON, uint32(maxLen), tokenizers.TruncationDirectionRight)
+	tok, err := newHFTokenizer(f.tokenizerJSON, maxLen, f.truncateLeft, !opts.NoSpecialTokens)
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer from %s: %w", dir, err)
 	}
 	so, err := sessionOptions(opts)
 	if err != nil {
-		tok.Close()
+		tok.close()
 		return nil, err
 	}
 	defer so.Destroy()
 	sess, err := ort.NewDynamicAdvancedSession(f.graphPath, m.inputNames, []string{outName}, so)
 	if err != nil {
-		tok.Close()
+		tok.close()
 		return nil, fmt.Errorf("create session for %s: %w", f.graphPath, err)
 	}
 	fp, err := fingerprint(f, maxLen, !opts.NoSpecialTokens)
 	if err != nil {
 		sess.Destroy()
-		tok.Close()
+		tok.close()
 		return nil, err
 	}
 	m.session, m.tok, m.observer, m.tracer, m.maxTokens = sess, tok, opts.Observer, opts.Tracer, opts.MaxRequestTokens
-	m.special = !opts.NoSpecialTokens
 	if m.tracer == nil {
 		m.tracer = noop.NewTracerProvider().Tracer("")
 	}
@@ -264,27 +264,66 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 		MaxLength:   maxLen,
 		Fingerprint: fp,
 		Platform:    "onnxruntime_onnx",
+		Activation:  f.activation,
 	}
 	return m, nil
 }
 
-// fingerprint hashes what decides the logits: the graph bytes and the
-// tokenizer with its truncation length.
-func fingerprint(f *folder, maxLen int, special bool) (string, error) {
-	g, err := os.Open(f.graphPath)
-	if err != nil {
-		return "", fmt.Errorf("fingerprint graph: %w", err)
+// safeMaxLength is the truncation length: the smallest of the configured
+// max_length, the tokenizer's model_max_length and what the positions take,
+// so that no text of any length can index past the position embeddings.
+func safeMaxLength(f *folder, configured int) (int, error) {
+	if configured > 0 && f.positions > 0 && configured > f.positions {
+		return 0, fmt.Errorf("max_length %d exceeds %s", configured, f.positionsWhy)
 	}
-	defer g.Close()
-	gh := sha256.New()
-	if _, err := io.Copy(gh, g); err != nil {
-		return "", fmt.Errorf("fingerprint graph: %w", err)
+	n := 0
+	for _, l := range []int{configured, f.modelMaxLength, f.positions} {
+		if l > 0 && (n == 0 || l < n) {
+			n = l
+		}
+	}
+	if n == 0 {
+		return 0, errors.New("neither config.json (max_position_embeddings) nor tokenizer_config.json (model_max_length) bounds the length; set max_length")
+	}
+	return n, nil
+}
+
+// fingerprint hashes what decides the logits: the graph bytes, its
+// external data, and the tokenizer with its truncation. Lines for external
+// data and left truncation are only written when present, so that the
+// fingerprints of plain folders (and the caches keyed by them) stay as they
+// were.
+func fingerprint(f *folder, maxLen int, special bool) (string, error) {
+	hashFile := func(path string) ([]byte, error) {
+		g, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("fingerprint graph: %w", err)
+		}
+		defer g.Close()
+		gh := sha256.New()
+		if _, err := io.Copy(gh, g); err != nil {
+			return nil, fmt.Errorf("fingerprint graph: %w", err)
+		}
+		return gh.Sum(nil), nil
+	}
+	gh, err := hashFile(f.graphPath)
+	if err != nil {
+		return "", err
 	}
 	th := sha256.Sum256(f.tokenizerJSON)
 	h := sha256.New()
-	fmt.Fprintf(h, "graph=%x\ntokenizer=%x\nmax_length=%d\n", gh.Sum(nil), th, maxLen)
+	fmt.Fprintf(h, "graph=%x\ntokenizer=%x\nmax_length=%d\n", gh, th, maxLen)
+	for _, p := range f.graphData {
+		dh, err := hashFile(p)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "graph_data %s=%x\n", filepath.Base(p), dh)
+	}
+	if f.truncateLeft {
+		fmt.Fprintf(h, "truncation_side=left\n")
+	}
 	if !special {
-		// Only when set, so that existing fingerprints (and cache keys) hold.
 		fmt.Fprintf(h, "special_tokens=false\n")
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -297,94 +336,125 @@ func (m *Model) Metadata() protocol.ModelMetadata { return m.meta }
 // truncation, before padding.
 func (m *Model) Tokenize(text string) ([]int64, error) {
 	enc, err := m.encode(text)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]int64, len(enc.IDs))
-	for i, id := range enc.IDs {
-		ids[i] = int64(id)
-	}
-	return ids, nil
+	return enc.ids, err
 }
 
-func (m *Model) encode(text string) (tokenizers.Encoding, error) {
-	// The tokenizer takes C strings, which end at NUL. BERT-family
-	// normalisers drop NUL anyway (clean_text), so removing it first gives
-	// the same ids instead of silently cutting the text short.
-	text = strings.ReplaceAll(text, "\x00", "")
-	opts := []tokenizers.EncodeOption{tokenizers.WithReturnAttentionMask()}
-	if m.withTypes {
-		opts = append(opts, tokenizers.WithReturnTypeIDs())
+// encode tokenizes one text; every character, NUL included, reaches the
+// tokenizer.
+func (m *Model) encode(text string) (encoding, error) {
+	return m.checked(m.tok.encode(text, "", false, m.withTypes))
+}
+
+// encodePair tokenizes a text pair as transformers does for the model's
+// tokenizer (its post-processor's pair template; truncation longest_first).
+// An empty second text makes no pair: transformers' tokenizer call and
+// text-classification pipeline then encode the first text alone.
+func (m *Model) encodePair(a, b string) (encoding, error) {
+	return m.checked(m.tok.encode(a, b, b != "", m.withTypes))
+}
+
+func (m *Model) checked(enc encoding, err error) (encoding, error) {
+	if err != nil {
+		return enc, fmt.Errorf("%w: %w", protocol.ErrInvalidInput, err)
 	}
-	enc := m.tok.EncodeWithOptions(text, m.special, opts...)
-	if len(enc.IDs) == 0 {
-		return enc, fmt.Errorf("tokenizer produced no tokens for a %d-byte text: %w", len(text), protocol.ErrInvalidInput)
+	if len(enc.ids) == 0 {
+		return enc, fmt.Errorf("tokenizer produced no tokens: %w", protocol.ErrInvalidInput)
 	}
 	return enc, nil
+}
+
+// Prediction is a scored batch and what truncation did to it.
+type Prediction struct {
+	Logits protocol.Logits
+	// Truncated lists, ascending, the inputs that were cut to
+	// Metadata().MaxLength tokens.
+	Truncated []int
+}
+
+// TruncationObserver is an Observer that also counts truncated inputs;
+// Options.Observer may implement it.
+type TruncationObserver interface {
+	// ObserveTruncated reports that n inputs of one call were cut.
+	ObserveTruncated(n int)
 }
 
 // Predict implements protocol.Predictor: it tokenizes the texts, then runs
 // them — through the dynamic batcher when one is configured, else as one
 // batch padded to its longest text.
 func (m *Model) Predict(ctx context.Context, texts []string) (protocol.Logits, error) {
-	if len(texts) == 0 {
-		return protocol.Logits{}, nil
+	p, err := m.PredictTexts(ctx, texts)
+	return p.Logits, err
+}
+
+// PredictTexts is Predict, also saying which texts were truncated.
+func (m *Model) PredictTexts(ctx context.Context, texts []string) (Prediction, error) {
+	return m.predict(ctx, len(texts), func(i int) (encoding, error) { return m.encode(texts[i]) })
+}
+
+// predict tokenizes n inputs with encode and runs them.
+func (m *Model) predict(ctx context.Context, n int, encode func(i int) (encoding, error)) (Prediction, error) {
+	if n == 0 {
+		return Prediction{Logits: protocol.Logits{}}, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("predict: %w", err)
+		return Prediction{}, fmt.Errorf("predict: %w", err)
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
-		return nil, fmt.Errorf("predict: model closed: %w", protocol.ErrUnavailable)
+		return Prediction{}, fmt.Errorf("predict: model closed: %w", protocol.ErrUnavailable)
 	}
 	// The request's timing record (the gateway's timing headers), if any.
 	timing := protocol.TimingFrom(ctx)
-	_, span := m.tracer.Start(ctx, "chorus.tokenize", trace.WithAttributes(attribute.Int("chorus.texts", len(texts))))
+	// Tokenize in the caller's goroutine, so concurrent requests tokenize
+	// in parallel.
+	_, span := m.tracer.Start(ctx, "chorus.tokenize", trace.WithAttributes(attribute.Int("chorus.texts", n)))
 	start := time.Now()
-	encs, err := m.encodeAll(texts)
-	span.End()
-	if err != nil {
-		return nil, err
-	}
+	encs := make([]encoding, n)
+	var truncated []int
 	total := 0
-	for _, e := range encs {
-		total += len(e.IDs)
-	}
-	timing.AddTokenization(time.Since(start), total)
-	if m.maxTokens > 0 && total > m.maxTokens {
-		return nil, fmt.Errorf("%w: %d tokens in one request, the limit is %d", protocol.ErrTooLarge, total, m.maxTokens)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("predict: %w", err)
-	}
-	if m.batcher != nil {
-		return m.batcher.submit(ctx, encs)
-	}
-	start = time.Now()
-	logits, err := m.runBatch(ctx, encs, 0)
-	timing.AddQueue(0) // no queue without batching
-	timing.AddInference(time.Since(start))
-	return logits, err
-}
-
-// encodeAll tokenizes texts (in the caller's goroutine, so concurrent
-// requests tokenize in parallel).
-func (m *Model) encodeAll(texts []string) ([]tokenizers.Encoding, error) {
-	encs := make([]tokenizers.Encoding, len(texts))
-	for i, t := range texts {
-		enc, err := m.encode(t)
+	for i := range encs {
+		enc, err := encode(i)
 		if err != nil {
-			return nil, fmt.Errorf("text %d: %w", i, err)
+			span.End()
+			return Prediction{}, fmt.Errorf("text %d: %w", i, err)
 		}
 		encs[i] = enc
+		total += len(enc.ids)
+		if enc.truncated {
+			truncated = append(truncated, i)
+		}
 	}
-	return encs, nil
+	span.End()
+	timing.AddTokenization(time.Since(start), total)
+	if m.maxTokens > 0 && total > m.maxTokens {
+		return Prediction{}, fmt.Errorf("%w: %d tokens in one request, the limit is %d", protocol.ErrTooLarge, total, m.maxTokens)
+	}
+	if err := ctx.Err(); err != nil {
+		return Prediction{}, fmt.Errorf("predict: %w", err)
+	}
+	var logits protocol.Logits
+	var err error
+	if m.batcher != nil {
+		logits, err = m.batcher.submit(ctx, encs)
+	} else {
+		start = time.Now()
+		logits, err = m.runBatch(ctx, encs, 0)
+		timing.AddQueue(0) // no queue without batching
+		timing.AddInference(time.Since(start))
+	}
+	if err != nil {
+		return Prediction{}, err
+	}
+	if to, ok := m.observer.(TruncationObserver); ok && len(truncated) > 0 {
+		to.ObserveTruncated(len(truncated))
+	}
+	return Prediction{Logits: logits, Truncated: truncated}, nil
 }
 
 // runBatch runs encoded texts as one batch padded to the longest; waited is
 // how long its oldest text queued, for the observer.
-func (m *Model) runBatch(ctx context.Context, encs []tokenizers.Encoding, waited time.Duration, links ...trace.Link) (protocol.Logits, error) {
+func (m *Model) runBatch(ctx context.Context, encs []encoding, waited time.Duration, links ...trace.Link) (protocol.Logits, error) {
 	_, span := m.tracer.Start(ctx, "chorus.onnx.run", trace.WithLinks(links...), trace.WithAttributes(attribute.Int("chorus.batch_size", len(encs))))
 	defer span.End()
 	start := time.Now()
@@ -393,7 +463,7 @@ func (m *Model) runBatch(ctx context.Context, encs []tokenizers.Encoding, waited
 	}
 	seqLen := 0
 	for _, e := range encs {
-		seqLen = max(seqLen, len(e.IDs))
+		seqLen = max(seqLen, len(e.ids))
 	}
 	inputs, err := m.tensors(encs, seqLen)
 	defer func() {
@@ -409,7 +479,7 @@ func (m *Model) runBatch(ctx context.Context, encs []tokenizers.Encoding, waited
 
 // tensors builds the graph inputs, in the order the session was created
 // with, padding every row to seqLen.
-func (m *Model) tensors(encs []tokenizers.Encoding, seqLen int) ([]ort.Value, error) {
+func (m *Model) tensors(encs []encoding, seqLen int) ([]ort.Value, error) {
 	n := len(encs)
 	shape := ort.NewShape(int64(n), int64(seqLen))
 	ids := make([]int64, n*seqLen)
@@ -421,11 +491,11 @@ func (m *Model) tensors(encs []tokenizers.Encoding, seqLen int) ([]ort.Value, er
 	for i, e := range encs {
 		row := i * seqLen
 		for j := range seqLen {
-			if j < len(e.IDs) {
-				ids[row+j] = int64(e.IDs[j])
-				mask[row+j] = int64(e.AttentionMask[j])
-				if types != nil && j < len(e.TypeIDs) {
-					types[row+j] = int64(e.TypeIDs[j])
+			if j < len(e.ids) {
+				ids[row+j] = e.ids[j]
+				mask[row+j] = e.mask[j]
+				if types != nil && j < len(e.typeIDs) {
+					types[row+j] = e.typeIDs[j]
 				}
 			} else {
 				ids[row+j] = m.padID
@@ -493,7 +563,7 @@ func (m *Model) Close() error {
 	if m.batcher != nil {
 		m.batcher.close()
 	}
-	m.tok.Close()
+	m.tok.close()
 	if err := m.session.Destroy(); err != nil {
 		return fmt.Errorf("destroy session: %w", err)
 	}

@@ -25,11 +25,21 @@ func TestMain(m *testing.M) {
 
 const models = "../../testdata/models"
 
-var fixtures = []string{"sst2-tiny-a", "sst2-tiny-b", "sentiment3-tiny", "bert-tiny-tt"}
+// fixtures are every model under testdata/models: the BERT-uncased
+// originals, then one per tokenizer family, then the multi-label, one-logit
+// (cross-encoder) and NLI pair models (scripts/fixtures/make_fixtures.py).
+var fixtures = []string{"sst2-tiny-a", "sst2-tiny-b", "sentiment3-tiny", "bert-tiny-tt",
+	"bert-cased-tiny", "roberta-tiny", "xlmr-tiny", "albert-tiny", "deberta-v3-tiny", "camembert-tiny", "modernbert-tiny",
+	"multilabel-tiny", "crossencoder-tiny", "nli-tiny"}
 
+// open opens a fixture by name, or any folder by absolute path.
 func open(t *testing.T, name string, opts onnx.Options) *onnx.Model {
 	t.Helper()
-	m, err := rt.Open(filepath.Join(models, name), opts)
+	dir := name
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(models, name)
+	}
+	m, err := rt.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,24 +88,50 @@ func TestDemoModelContract(t *testing.T) {
 
 func TestTokenIDsMatchTransformers(t *testing.T) {
 	for _, name := range fixtures {
-		m := open(t, name, onnx.Options{})
-		for i, rt := range reference(t, name).Texts {
-			got, err := m.Tokenize(rt.Text)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(got, rt.InputIDs) {
-				t.Errorf("%s text %d %q: ids %v, transformers %v", name, i, rt.Text, got, rt.InputIDs)
-			}
+		t.Run(name, func(t *testing.T) {
+			checkTokenIDs(t, open(t, name, onnx.Options{}), reference(t, name))
+		})
+	}
+}
+
+// checkTokenIDs compares m's ids (and pairs' type ids) with transformers'.
+func checkTokenIDs(t *testing.T, m *onnx.Model, ref backendtest.Reference) {
+	t.Helper()
+	for i, rt := range ref.Texts {
+		got, err := m.Tokenize(rt.Text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, rt.InputIDs) {
+			t.Errorf("text %d %q: ids %v, transformers %v", i, protocol.Clip(rt.Text, 60), got, rt.InputIDs)
+		}
+	}
+	for i, rp := range ref.Pairs {
+		ids, types, err := m.TokenizePair(rp.Text, *rp.TextPair)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids, rp.InputIDs) {
+			t.Errorf("pair %d (%q, %q): ids %v, transformers %v", i, protocol.Clip(rp.Text, 30), protocol.Clip(*rp.TextPair, 30), ids, rp.InputIDs)
+		}
+		if types != nil && rp.TokenTypeIDs != nil && !slices.Equal(types, rp.TokenTypeIDs) {
+			t.Errorf("pair %d: token type ids %v, transformers %v", i, types, rp.TokenTypeIDs)
 		}
 	}
 }
 
-// Repos that ship only vocab.txt + tokenizer_config.json tokenize exactly as
-// transformers does, and the model then passes the whole contract.
+// Repos that ship only the slow tokenizer's files — BERT's vocab.txt +
+// tokenizer_config.json, RoBERTa's vocab.json + merges.txt — tokenize
+// exactly as transformers does, and the model then passes the whole
+// contract.
 func TestVocabOnlyTokenizer(t *testing.T) {
 	for _, name := range fixtures {
 		t.Run(name, func(t *testing.T) {
+			_, errTxt := os.Stat(filepath.Join(models, name, "vocab.txt"))
+			_, errJSON := os.Stat(filepath.Join(models, name, "vocab.json"))
+			if errTxt != nil && errJSON != nil {
+				t.Skip("a SentencePiece or tokenizer.json-only fixture (TestSentencePieceOnlyRefused)")
+			}
 			dir := copyWithout(t, name, "tokenizer.json")
 			m, err := rt.Open(dir, onnx.Options{IntraOpThreads: 1})
 			if err != nil {
@@ -103,15 +139,7 @@ func TestVocabOnlyTokenizer(t *testing.T) {
 			}
 			defer m.Close()
 			ref := reference(t, name)
-			for i, rt := range ref.Texts {
-				got, err := m.Tokenize(rt.Text)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !slices.Equal(got, rt.InputIDs) {
-					t.Errorf("text %d %q: ids %v, transformers %v", i, rt.Text, got, rt.InputIDs)
-				}
-			}
+			checkTokenIDs(t, m, ref)
 			backendtest.Run(t, m, ref)
 		})
 	}
@@ -157,7 +185,7 @@ func TestOpenErrors(t *testing.T) {
 		"missing folder": {filepath.Join(dir, "nope"), onnx.Options{}, "no ONNX graph"},
 		"max length big": {filepath.Join(models, "sst2-tiny-a"), onnx.Options{MaxLength: 4096}, "exceeds the model's max_position_embeddings 512"},
 		"no config.json": {copyWithout(t, "sst2-tiny-a", "config.json"), onnx.Options{}, "config.json"},
-		"no tokenizer":   {copyWithout(t, "sst2-tiny-a", "tokenizer.json", "vocab.txt"), onnx.Options{}, "no tokenizer.json and no vocab.txt"},
+		"no tokenizer":   {copyWithout(t, "sst2-tiny-a", "tokenizer.json", "vocab.txt"), onnx.Options{}, "want tokenizer.json, vocab.json + merges.txt, or vocab.txt"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -281,6 +281,12 @@ type Replica struct {
 	// MaxLength truncates texts to this many tokens. Default: the model's
 	// max_position_embeddings.
 	MaxLength int `yaml:"max_length"`
+	// ONNXFile chooses the graph when the folder or Hub repo has several,
+	// as a path inside it: e.g. onnx/model_quantized.onnx or
+	// onnx/model_fp16.onnx (the transformers.js / optimum layout). From
+	// hf:// only that graph and its external data are downloaded. Default:
+	// onnx/model.onnx, else model.onnx.
+	ONNXFile string `yaml:"onnx_file"`
 	// IntraOpThreads for ONNX Runtime. Default 0: one per core.
 	IntraOpThreads int `yaml:"intra_op_threads"`
 	// InterOpThreads for ONNX Runtime. Default 0: ONNX Runtime's choice.

@@ -49,6 +49,8 @@ var badFiles = map[string]string{
 	"monitoring.bad.yaml":            "server.monitoring.window: -5: must be positive",
 	"monitoring-key.bad.yaml":        "server.monitoring.windows: unknown field",
 	"timing-headers.bad.yaml":        "cannot unmarshal !!str `sometimes` into bool",
+	"onnx-file.bad.yaml":             `models[sst2].replicas[0].onnx_file: "../sst2-tiny-b/onnx/model.onnx": want a clean relative path`,
+	"onnx-file-missing.bad.yaml":     "models[sst2].replicas[0].onnx_file: onnx/model_fp16.onnx: no such graph in",
 }
 
 func TestBadFiles(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/chorusml/chorus/cache"
 	"github.com/chorusml/chorus/ensemble"
 	"github.com/chorusml/chorus/gateway/pool"
+	"github.com/chorusml/chorus/storage"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -302,9 +305,12 @@ func (r *Replica) validateONNX(rp string, errs *problems) {
 		errs.add(fpath, "%q is a URI: use storage_uri", r.ModelDir)
 		return
 	}
-	if loc, err := r.Location(); err != nil {
+	loc, err := r.Location()
+	if err != nil {
 		errs.add(fpath, "%v", err)
-	} else if !loc.IsHub() {
+	}
+	r.validateONNXFile(rp, loc, errs)
+	if err == nil && !loc.IsHub() {
 		if st, err := os.Stat(loc.Path); err != nil {
 			errs.add(fpath, "%s: no such directory", loc.Path)
 		} else if !st.IsDir() {
@@ -329,6 +335,23 @@ func (r *Replica) validateONNX(rp string, errs *problems) {
 	}
 	if !onnx.ValidDevice(r.Device) {
 		errs.add(rp+".device", "%q: want cpu or cuda:N", r.Device)
+	}
+}
+
+// validateONNXFile checks the graph a replica chooses: a clean path inside
+// the model folder, there when the folder is local.
+func (r *Replica) validateONNXFile(rp string, loc storage.Location, errs *problems) {
+	f := r.ONNXFile
+	switch {
+	case f == "":
+	case path.IsAbs(f) || strings.Contains(f, `\`) || path.Clean(f) != f || !filepath.IsLocal(f):
+		errs.add(rp+".onnx_file", "%q: want a clean relative path inside the model folder, like onnx/model_quantized.onnx", f)
+	case !strings.HasSuffix(f, ".onnx"):
+		errs.add(rp+".onnx_file", "%q: want an .onnx graph", f)
+	case !loc.IsHub() && loc.Path != "":
+		if _, err := os.Stat(filepath.Join(loc.Path, filepath.FromSlash(f))); err != nil {
+			errs.add(rp+".onnx_file", "%s: no such graph in %s", f, loc.Path)
+		}
 	}
 }
 

@@ -95,7 +95,7 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 	if err != nil {
 		return nil, "", err
 	}
-	dir, err := storage.Resolve(ctx, loc, b.Hub)
+	dir, err := storage.ResolveGraph(ctx, loc, b.Hub, rc.ONNXFile)
 	if err != nil {
 		return nil, "", err
 	}
@@ -104,7 +104,7 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 		return nil, "", err
 	}
 	m, err := b.Runtime.Open(dir, onnx.Options{LowerCase: rc.LowerCase, NoSpecialTokens: !*rc.SpecialTokens,
-		Dtype: rc.Dtype, TokenizerDir: tokDir, MaxLength: rc.MaxLength, IntraOpThreads: rc.IntraOpThreads,
+		Dtype: rc.Dtype, TokenizerDir: tokDir, MaxLength: rc.MaxLength, GraphFile: rc.ONNXFile, IntraOpThreads: rc.IntraOpThreads,
 		InterOpThreads: rc.InterOpThreads, GraphOptimization: rc.GraphOptimization, MemoryArena: rc.MemoryArena,
 		Device: rc.Device, Batching: onnx.Batching{MaxBatchSize: rc.Batching.MaxBatchSize, MaxBatchTokens: rc.Batching.MaxBatchTokens,
 			MaxQueueDelay: time.Duration(rc.Batching.MaxQueueDelay), QueueSize: rc.Batching.QueueSize},
