@@ -75,11 +75,20 @@ func NewEnsemble(o EnsembleOptions) (*Ensemble, error) {
 		e.members = append(e.members, mem.Model)
 		fmt.Fprintf(h, "member=%s fp=%s weight=%v perm=%v\n", mem.Model.Name(), mem.Model.meta.Fingerprint, mem.Weight, perm)
 	}
-	e.meta = protocol.ModelMetadata{Labels: labels, Fingerprint: hex.EncodeToString(h.Sum(nil)), Platform: "chorus_ensemble"}
+	// mean_probs averages the members' scores: they must be one kind.
+	act := o.Members[0].Model.scoring.Activation
+	for _, mem := range o.Members[1:] {
+		if a := mem.Model.scoring.Activation; a != act && o.Combine == ensemble.MeanProbs {
+			return nil, fmt.Errorf("ensemble %s: mean_probs over member %s scored with %s and member %s with %s", o.Name, o.Members[0].Model.Name(), act, mem.Model.Name(), a)
+		}
+	}
+	e.ens.Activation = act
+	e.meta = protocol.ModelMetadata{Labels: labels, Fingerprint: hex.EncodeToString(h.Sum(nil)), Platform: "chorus_ensemble", Activation: string(act)}
 	var err error
 	if e.scoring, err = o.Calibration.apply(o.Scoring, e.meta); err != nil {
 		return nil, fmt.Errorf("ensemble %s: %w", o.Name, err)
 	}
+	e.meta.Activation = string(e.scoring.Activation)
 	return e, nil
 }
 

@@ -80,7 +80,8 @@ func (s *Server) v1Predict(c *gin.Context) {
 		return
 	}
 	setCacheHeader(c, p.cache)
-	r := newRender(m.Scoring(), p.members)
+	r := newRender(m, p.members)
+	r.topK = req.TopK
 	s.monitor.answered(m.Name(), r, p.logits, requestID(c))
 	resp := protocol.V1Response{Predictions: r.v1Predictions(p.logits, req.Output)}
 	if p.ensemble {
@@ -120,7 +121,7 @@ func (s *Server) v2ModelMetadata(c *gin.Context) {
 		Inputs:   []protocol.TensorMetadata{{Name: "input-0", Datatype: protocol.DatatypeBYTES, Shape: []int64{-1}}},
 		Outputs:  outputsMetadata(sc.Mode, len(meta.Labels), isEnsemble(m)),
 		Parameters: map[string]any{"labels": meta.Labels, "fingerprint": meta.Fingerprint,
-			"temperature": sc.Temperature},
+			"temperature": sc.Temperature, "activation": string(sc.Activation), "threshold": sc.Threshold},
 	}
 	if sc.Calibrator != nil {
 		resp.Parameters["calibration"] = string(sc.Calibrator.Kind())

@@ -29,7 +29,8 @@ func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protoc
 	if id == "" {
 		id = uuid.NewString()
 	}
-	r := newRender(m.Scoring(), p.members)
+	r := newRender(m, p.members)
+	r.topK = req.TopK
 	s.monitor.answered(m.Name(), r, p.logits, protocol.RequestID(ctx), id)
 	resp := protocol.InferResponse{ModelName: m.Name(), ID: id, Outputs: r.v2Outputs(p.logits, req.Outputs)}
 	if p.cache.used || p.ensemble {

@@ -101,7 +101,7 @@ func TestCalibrationFiles(t *testing.T) {
 	if err != nil || m.Scoring().Calibrator == nil || m.Scoring().Temperature != 1 {
 		t.Fatalf("vector file: %+v %v", m.Scoring(), err)
 	}
-	r := newRender(m.Scoring(), nil)
+	r := newRender(m, nil)
 	got, want := r.probs([]float32{1, 1}), softmax([]float32{2, 1.5}, 1)
 	if got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("vector-scaled probabilities %v, want softmax(a·z+b) %v", got, want)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Output names a request may ask for, on V1 (parameters.output) and V2
@@ -17,6 +18,13 @@ const (
 	OutputCalibratedLogits = "calibrated_logits"
 	// OutputMemberLogits (V2, ensembles) are each member's logits.
 	OutputMemberLogits = "member_logits"
+	// OutputLabels are, per text, the names of every label whose score is
+	// at or above the model's threshold (multi-label answers).
+	OutputLabels = "labels"
+	// OutputScores are, per text, {"label", "score"} pairs sorted high to
+	// low, as transformers' text-classification pipeline answers
+	// (top_k of them when the request sets it).
+	OutputScores = "scores"
 )
 
 // V1Request is a decoded KServe V1 predict request.
@@ -28,6 +36,11 @@ type V1Request struct {
 	Cache *bool
 	// Explain is parameters.explain: true asks an ensemble for its members' logits.
 	Explain bool
+	// TopK is parameters.top_k: how many named scores per text (0: all).
+	TopK int
+	// Truncate is parameters.truncate: false refuses an over-length text
+	// (413) instead of cutting it.
+	Truncate *bool
 }
 
 type v1Wire struct {
@@ -70,12 +83,19 @@ func DecodeV1(body []byte) (V1Request, error) {
 		}
 		req.Output = out
 		switch req.Output {
-		case OutputLabel, OutputProbabilities, OutputLogits, OutputCalibratedLogits:
+		case OutputLabel, OutputProbabilities, OutputLogits, OutputCalibratedLogits, OutputLabels, OutputScores:
 		default:
-			return V1Request{}, invalid("parameters.output %q is not one of %s, %s, %s, %s", req.Output, OutputLabel, OutputProbabilities, OutputLogits, OutputCalibratedLogits)
+			return V1Request{}, invalid("parameters.output %q is not one of %s", req.Output,
+				strings.Join([]string{OutputLabel, OutputProbabilities, OutputLogits, OutputCalibratedLogits, OutputLabels, OutputScores}, ", "))
 		}
 	}
 	var err error
+	if req.TopK, err = topK(w.Parameters); err != nil {
+		return V1Request{}, err
+	}
+	if req.Truncate, err = boolParam(w.Parameters, "truncate"); err != nil {
+		return V1Request{}, err
+	}
 	if req.Cache, err = boolParam(w.Parameters, "cache"); err != nil {
 		return V1Request{}, err
 	}

@@ -46,6 +46,12 @@ type V2Request struct {
 	Outputs []string // requested output names, in order; empty: the default
 	// Cache is parameters.cache: false opts out of the logits cache.
 	Cache *bool
+	// TopK is parameters.top_k: how many named scores per text in the
+	// scores output (0: all).
+	TopK int
+	// Truncate is parameters.truncate: false refuses an over-length text
+	// (413) instead of cutting it.
+	Truncate *bool
 	// BinaryOutputs is parameters.binary_data_output; OutputBinary[i] is
 	// outputs[i].parameters.binary_data when given (the binary tensor data
 	// extension). See Binary.
@@ -148,6 +154,12 @@ func DecodeV2Binary(body []byte, jsonLen int, knownOutputs []string) (V2Request,
 func (req *V2Request) readParameters(w InferRequest, knownOutputs []string) error {
 	var err error
 	if req.Cache, err = boolParam(w.Parameters, "cache"); err != nil {
+		return err
+	}
+	if req.TopK, err = topK(w.Parameters); err != nil {
+		return err
+	}
+	if req.Truncate, err = boolParam(w.Parameters, "truncate"); err != nil {
 		return err
 	}
 	if b, err := boolParam(w.Parameters, ParamBinaryDataOutput); err != nil {

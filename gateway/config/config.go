@@ -160,9 +160,21 @@ type Model struct {
 	Pool Pool `yaml:"pool"`
 	// Cache is this model's use of the logits cache.
 	Cache ModelCache `yaml:"cache"`
-	// Temperature divides the logits before every softmax (probabilities and
-	// KServe's probability strings; labels and raw logits are unchanged).
-	// Must be > 0. Default 1. Exclusive with calibration.
+	// Activation turns logits into scores (probabilities, KServe's
+	// probability strings, the labels and scores outputs, mean_probs):
+	// softmax, sigmoid (multi-label: one independent score per label) or
+	// none (the logits themselves, for regression heads). Default: as
+	// transformers' text-classification pipeline picks it from the model's
+	// config.json (multi_label_classification or one label: sigmoid;
+	// regression: none; else softmax); softmax for remote replicas, which
+	// do not say.
+	Activation string `yaml:"activation"`
+	// Threshold is the score at or above which a label is returned by the
+	// labels output (V1 output "labels", V2 output "labels"). Default 0.5.
+	Threshold float64 `yaml:"threshold"`
+	// Temperature divides the logits before the activation (probabilities
+	// and KServe's probability strings; labels and raw logits are
+	// unchanged). Must be > 0. Default 1. Exclusive with calibration.
 	Temperature float64 `yaml:"temperature"`
 	// Calibration is a calibration.json written by `chorus calibrate`; its
 	// temperature is used after checking that it names this model's
