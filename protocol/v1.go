@@ -29,7 +29,10 @@ const (
 
 // V1Request is a decoded KServe V1 predict request.
 type V1Request struct {
+	// Instances are the texts; Pairs the text pairs when the request sends
+	// pairs instead (one or the other is set).
 	Instances []string
+	Pairs     [][2]string
 	// Output is "" (the model's default) or one of label, probabilities, logits.
 	Output string
 	// Cache is parameters.cache: false opts out of the logits cache.
@@ -49,7 +52,9 @@ type v1Wire struct {
 	Parameters map[string]json.RawMessage `json:"parameters"`
 }
 
-// DecodeV1 parses and checks a V1 body: {"instances": ["text", ...]}. Errors
+// DecodeV1 parses and checks a V1 body: {"instances": ["text", ...]}, or
+// text pairs as [["text", "text_pair"], ...] or the pipeline's
+// [{"text": ..., "text_pair": ...}, ...]. Errors
 // wrap ErrInvalidInput and say what is wrong where.
 func DecodeV1(body []byte) (V1Request, error) {
 	var w v1Wire
@@ -67,15 +72,11 @@ func DecodeV1(body []byte) (V1Request, error) {
 	if len(*raw) == 0 {
 		return V1Request{}, invalid(`"%s" is empty: send at least one text`, field)
 	}
-	texts := make([]string, len(*raw))
-	for i, r := range *raw {
-		s, ok := jsonString(r)
-		if !ok {
-			return V1Request{}, invalid("%s[%d] is %s, want a string", field, i, jsonKind(r))
-		}
-		texts[i] = s
+	texts, pairs, err := v1Instances(*raw, field)
+	if err != nil {
+		return V1Request{}, err
 	}
-	req := V1Request{Instances: texts}
+	req := V1Request{Instances: texts, Pairs: pairs}
 	if p, ok := w.Parameters["output"]; ok {
 		out, ok := jsonString(p)
 		if !ok {
@@ -89,7 +90,6 @@ func DecodeV1(body []byte) (V1Request, error) {
 				strings.Join([]string{OutputLabel, OutputProbabilities, OutputLogits, OutputCalibratedLogits, OutputLabels, OutputScores}, ", "))
 		}
 	}
-	var err error
 	if req.TopK, err = topK(w.Parameters); err != nil {
 		return V1Request{}, err
 	}

@@ -41,8 +41,10 @@ type RequestOutput struct {
 
 // V2Request is a decoded, checked V2 request.
 type V2Request struct {
-	ID      string
-	Texts   []string
+	ID    string
+	Texts []string
+	// Pairs are the text pairs of an input of shape [n, 2] (Texts is nil).
+	Pairs   [][2]string
 	Outputs []string // requested output names, in order; empty: the default
 	// Cache is parameters.cache: false opts out of the logits cache.
 	Cache *bool
@@ -143,7 +145,11 @@ func DecodeV2Binary(body []byte, jsonLen int, knownOutputs []string) (V2Request,
 	if err := CheckTextShape(name, in.Shape, len(texts)); err != nil {
 		return V2Request{}, err
 	}
-	req := V2Request{ID: w.ID, Texts: texts}
+	texts, pairs, err := SplitRows(name, in.Shape, texts)
+	if err != nil {
+		return V2Request{}, err
+	}
+	req := V2Request{ID: w.ID, Texts: texts, Pairs: pairs}
 	if err := req.readParameters(w.InferRequest, knownOutputs); err != nil {
 		return V2Request{}, err
 	}
