@@ -22,6 +22,23 @@ func Key(namespace, model, fingerprint, text string) string {
 	return namespace + ":" + model + ":" + fp + ":" + hex.EncodeToString(h[:])
 }
 
+// PairKey names the logits of a text pair (a, b) under a model. The pair
+// is hashed unambiguously (the length of a, then a, then b: ("ab", "c")
+// and ("a", "bc") differ), and the key has a "pair:" segment that no Key
+// has, so a single text's key never equals a pair's whatever the text.
+func PairKey(namespace, model, fingerprint, a, b string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(a)))])
+	h.Write([]byte(a))
+	h.Write([]byte(b))
+	fp := fingerprint
+	if len(fp) > 32 {
+		fp = fp[:32]
+	}
+	return namespace + ":" + model + ":" + fp + ":pair:" + hex.EncodeToString(h.Sum(nil))
+}
+
 // Value layout, little endian:
 //
 //	byte 0     format version (1)

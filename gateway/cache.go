@@ -62,26 +62,35 @@ type cacheCounters struct {
 // miss sets share one call (singleflight). The cache fails open: a store
 // error makes every text a miss, never a failed request.
 func (s *Scorer) cached(ctx context.Context, m *Model, v *Version, texts []string, useCache bool) (protocol.Logits, cacheResult, error) {
-	res := cacheResult{n: len(texts)}
+	return cachedRows(ctx, s, m, v, texts, useCache,
+		func(fp, t string) string { return cache.Key(s.cacheOpts.Namespace, m.name, fp, t) }, m.Predict)
+}
+
+// cachedRows is cached for any kind of input (texts, text pairs): key
+// names an input's cache entry, predict scores inputs on v.
+func cachedRows[T comparable](ctx context.Context, s *Scorer, m *Model, v *Version, inputs []T, useCache bool,
+	key func(fp string, in T) string, predict func(context.Context, *Version, []T) (protocol.Logits, error)) (protocol.Logits, cacheResult, error) {
+	res := cacheResult{n: len(inputs)}
 	store := s.cacheOpts.Store
 	if store == nil || !useCache || m.cache.Off {
-		logits, err := m.Predict(ctx, v, texts)
+		logits, err := predict(ctx, v, inputs)
 		return logits, res, err
 	}
 	res.used = true
 	fp := v.Fingerprint()
 	k := len(m.meta.Labels)
 
-	// One key per distinct text: a batch may repeat itself.
-	keyOf := make([]string, len(texts))
+	// One key per distinct input: a batch may repeat itself.
+	keyOf := make([]string, len(inputs))
 	index := map[string]int{}
-	var keys, keyTexts []string // distinct keys, and the text of each
-	for i, t := range texts {
-		key := cache.Key(s.cacheOpts.Namespace, m.name, fp, t)
+	var keys []string
+	var keyInputs []T // distinct keys, and the input of each
+	for i, in := range inputs {
+		key := key(fp, in)
 		keyOf[i] = key
 		if _, seen := index[key]; !seen {
 			index[key] = len(keys)
-			keys, keyTexts = append(keys, key), append(keyTexts, t)
+			keys, keyInputs = append(keys, key), append(keyInputs, in)
 		}
 	}
 	found := make([][]float32, len(keys))
@@ -109,19 +118,20 @@ func (s *Scorer) cached(ctx context.Context, m *Model, v *Version, texts []strin
 		store.Delete(corrupt)
 	}
 
-	var missTexts, missKeys []string
+	var missInputs []T
+	var missKeys []string
 	missed := make([]bool, len(keys))
 	for i, key := range keys {
 		if found[i] == nil {
 			missed[i] = true
 			missKeys = append(missKeys, key)
-			missTexts = append(missTexts, keyTexts[i])
+			missInputs = append(missInputs, keyInputs[i])
 		}
 	}
 	s.cacheStats.hits.Add(uint64(len(keys) - len(missKeys)))
 	s.cacheStats.misses.Add(uint64(len(missKeys)))
 	if len(missKeys) > 0 {
-		rows, err := s.fill(ctx, m, v, missTexts, missKeys, fp)
+		rows, err := fill(ctx, s, m, v, missInputs, missKeys, fp, predict)
 		if err != nil {
 			return nil, res, err
 		}
@@ -129,7 +139,7 @@ func (s *Scorer) cached(ctx context.Context, m *Model, v *Version, texts []strin
 			found[index[key]] = rows[j]
 		}
 	}
-	out := make(protocol.Logits, len(texts))
+	out := make(protocol.Logits, len(inputs))
 	for i, key := range keyOf {
 		j := index[key]
 		out[i] = found[j]
@@ -140,9 +150,10 @@ func (s *Scorer) cached(ctx context.Context, m *Model, v *Version, texts []strin
 	return out, res, nil
 }
 
-// fill computes the missing texts once for every concurrent request that
+// fill computes the missing inputs once for every concurrent request that
 // misses the same set, and writes them to the store.
-func (s *Scorer) fill(ctx context.Context, m *Model, v *Version, texts, keys []string, fp string) (l protocol.Logits, err error) {
+func fill[T any](ctx context.Context, s *Scorer, m *Model, v *Version, inputs []T, keys []string, fp string,
+	predict func(context.Context, *Version, []T) (protocol.Logits, error)) (l protocol.Logits, err error) {
 	ctx, span := s.tracer.Start(ctx, "chorus.cache.fill", trace.WithAttributes(attribute.Int("chorus.cache.misses", len(keys))))
 	defer func() { endSpan(span, err) }()
 	h := sha256.New()
@@ -151,7 +162,7 @@ func (s *Scorer) fill(ctx context.Context, m *Model, v *Version, texts, keys []s
 	ch := s.flights.DoChan(flightKey, func() (any, error) {
 		// The call outlives any one caller: others may be waiting on it.
 		// The pool's own budget bounds it. It keeps the leader's trace.
-		logits, err := m.Predict(context.WithoutCancel(ctx), v, texts)
+		logits, err := predict(context.WithoutCancel(ctx), v, inputs)
 		if err != nil {
 			return nil, err
 		}

@@ -137,9 +137,17 @@ func (e *Ensemble) Close() error { return nil }
 // (so changing an ensemble's weights or temperature needs no flush), and
 // combines what answered.
 func (e *Ensemble) predict(ctx context.Context, s *Scorer, _ *Version, texts []string, useCache bool) (prediction, error) {
+	return e.fanOut(ctx, s, len(texts), func(ctx context.Context, mem *Model, mv *Version) (protocol.Logits, cacheResult, error) {
+		return s.cached(ctx, mem, mv, texts, useCache)
+	})
+}
+
+// fanOut asks every member for n rows with score and combines what
+// answered.
+func (e *Ensemble) fanOut(ctx context.Context, s *Scorer, n int, score func(context.Context, *Model, *Version) (protocol.Logits, cacheResult, error)) (prediction, error) {
 	var mu sync.Mutex
 	total := cacheResult{}
-	res, err := e.ens.Predict(ctx, texts, func(ctx context.Context, i int, texts []string) (l protocol.Logits, err error) {
+	res, err := e.ens.Run(ctx, func(ctx context.Context, i int) (l protocol.Logits, err error) {
 		mem := e.members[i]
 		ctx, span := s.tracer.Start(ctx, "chorus.ensemble.member", trace.WithAttributes(attribute.String("chorus.model", mem.Name())))
 		defer func() { endSpan(span, err) }()
@@ -147,11 +155,11 @@ func (e *Ensemble) predict(ctx context.Context, s *Scorer, _ *Version, texts []s
 		if err != nil {
 			return nil, err
 		}
-		l, cr, err := s.cached(ctx, mem, mv, texts, useCache)
+		l, cr, err := score(ctx, mem, mv)
 		mu.Lock()
 		total.used = total.used || cr.used
 		total.hits += cr.hits
-		total.n += len(texts)
+		total.n += n
 		mu.Unlock()
 		return l, err
 	})

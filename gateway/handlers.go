@@ -67,14 +67,14 @@ func (s *Server) v1Predict(c *gin.Context) {
 		req, err = protocol.DecodeV1(body)
 	}
 	if err == nil {
-		err = s.checkTexts(req.Instances)
+		err = s.checkInputs(req.Instances, req.Pairs)
 	}
 	endSpan(span, err)
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	p, err := s.scorer.Predict(s.requestContext(c), m, v, req.Instances, wantCache(c, req.Cache))
+	p, err := s.predictInputs(s.requestContext(c), m, v, req.Instances, req.Pairs, wantCache(c, req.Cache))
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -142,7 +142,7 @@ func (s *Server) v2Infer(c *gin.Context) {
 		req, err = decodeV2HTTP(c, body)
 	}
 	if err == nil {
-		err = s.checkTexts(req.Texts)
+		err = s.checkInputs(req.Texts, req.Pairs)
 	}
 	endSpan(span, err)
 	if err != nil {

@@ -21,7 +21,7 @@ func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protoc
 	if !isEnsemble(m) && slices.Contains(req.Outputs, protocol.OutputMemberLogits) {
 		return protocol.InferResponse{}, cacheResult{}, fmt.Errorf("%w: output %q: %q is not an ensemble", protocol.ErrInvalidInput, protocol.OutputMemberLogits, m.Name())
 	}
-	p, err := s.scorer.Predict(ctx, m, v, req.Texts, useCache)
+	p, err := s.predictInputs(ctx, m, v, req.Texts, req.Pairs, useCache)
 	if err != nil {
 		return protocol.InferResponse{}, p.cache, err
 	}

@@ -85,7 +85,10 @@ type Backend struct {
 	fingerprint string
 }
 
-var _ protocol.Predictor = (*Backend)(nil)
+var (
+	_ protocol.Predictor     = (*Backend)(nil)
+	_ protocol.PairPredictor = (*Backend)(nil)
+)
 
 // New checks cfg and returns a backend; it does not contact the remote.
 func New(cfg Config) (*Backend, error) {
@@ -139,7 +142,25 @@ func (b *Backend) Name() string { return b.cfg.URL + "/" + b.cfg.Model }
 
 // Predict sends one request to the remote, within the per-attempt timeout.
 func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits, error) {
-	if len(texts) == 0 {
+	return b.send(ctx, len(texts), texts, func(id string, outputs ...string) (protocol.InferRequest, error) {
+		return protocol.TextRequest(id, texts, outputs...)
+	})
+}
+
+// PredictPairs sends text pairs as V1 instances [[a, b], ...] or a V2
+// BYTES input of shape [n, 2]: what a Chorus gateway takes, in either
+// logits format. A remote that takes no pairs answers with its own error
+// (a 4xx is ErrInvalidInput, not retried).
+func (b *Backend) PredictPairs(ctx context.Context, pairs [][2]string) (protocol.Logits, error) {
+	return b.send(ctx, len(pairs), pairs, func(id string, outputs ...string) (protocol.InferRequest, error) {
+		return protocol.PairRequest(id, pairs, outputs...)
+	})
+}
+
+// send posts n inputs: instances as the V1 body's instances, or the V2
+// request v2 builds; it checks the answer has n rows.
+func (b *Backend) send(ctx context.Context, n int, instances any, v2 func(id string, outputs ...string) (protocol.InferRequest, error)) (protocol.Logits, error) {
+	if n == 0 {
 		return protocol.Logits{}, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -152,7 +173,7 @@ func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits,
 	)
 	if b.cfg.Protocol == "v1" {
 		path = "/v1/models/" + b.cfg.Model + ":predict"
-		req := map[string]any{"instances": texts}
+		req := map[string]any{"instances": instances}
 		if b.cfg.Logits == LogitsTensor {
 			req["parameters"] = map[string]string{"output": protocol.OutputLogits}
 		}
@@ -164,7 +185,7 @@ func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits,
 			outputs = append(outputs, b.cfg.OutputName)
 		}
 		var req protocol.InferRequest
-		if req, err = protocol.TextRequest(protocol.RequestID(ctx), texts, outputs...); err == nil {
+		if req, err = v2(protocol.RequestID(ctx), outputs...); err == nil {
 			body, err = json.Marshal(req)
 		}
 	}
@@ -184,7 +205,7 @@ func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits,
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	if err := protocol.CheckShape(logits, len(texts), len(b.cfg.Labels)); err != nil {
+	if err := protocol.CheckShape(logits, n, len(b.cfg.Labels)); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", b.Name(), protocol.ErrBadGateway, err) //nolint:errorlint // the cause is detail, not a class to match
 	}
 	return logits, nil

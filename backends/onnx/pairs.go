@@ -6,6 +6,8 @@ import (
 	"github.com/chorusml/chorus/protocol"
 )
 
+var _ protocol.PairPredictor = (*Model)(nil)
+
 // PredictPairs scores text pairs (NLI premise and hypothesis, a
 // cross-encoder's query and passage): row i holds the logits of pairs[i].
 // Each pair is tokenized as transformers does for the model's tokenizer —
