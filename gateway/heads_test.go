@@ -19,6 +19,9 @@ import (
 // (multi-label, one logit) and the 3-label NLI pair model.
 var headModels = []string{"multilabel-tiny", "crossencoder-tiny", "nli-tiny"}
 
+// headLimits let a request carry every reference text or pair at once.
+var headLimits = gateway.Limits{MaxBodyBytes: 4 << 20, MaxInstances: 64, MaxTextChars: 100_000}
+
 // newHeadServer serves each fixture under its own name in mode, with the
 // activation its config.json implies (Scoring.Activation left empty).
 func newHeadServer(t *testing.T, mode gateway.Mode, co gateway.CacheOptions) (*gateway.Server, map[string]backendtest.Reference) {
@@ -43,7 +46,7 @@ func newHeadServer(t *testing.T, mode gateway.Mode, co gateway.CacheOptions) (*g
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = reg.Close() })
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits, Version: "test", Cache: co})
+	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: headLimits, Version: "test", Cache: co})
 	srv.SetRegistry(reg)
 	srv.SetReady(true)
 	return srv, refs
