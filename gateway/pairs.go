@@ -58,7 +58,9 @@ func (m *Model) predictPairs(ctx context.Context, s *Scorer, v *Version, pairs [
 // single text's key can equal.
 func (s *Scorer) cachedPairs(ctx context.Context, m *Model, v *Version, pairs [][2]string, useCache bool) (protocol.Logits, cacheResult, error) {
 	return cachedRows(ctx, s, m, v, pairs, useCache,
-		func(fp string, p [2]string) string { return cache.PairKey(s.cacheOpts.Namespace, m.name, fp, p[0], p[1]) }, m.PredictPairs)
+		func(fp string, p [2]string) string {
+			return cache.PairKey(s.cacheOpts.Namespace, m.name, fp, p[0], p[1])
+		}, m.PredictPairs)
 }
 
 // predictPairs sends the pairs to every member, each through its own pool
