@@ -26,3 +26,22 @@ func TestPairKey(t *testing.T) {
 		t.Errorf("key %s", k)
 	}
 }
+
+// A truncated input's row keeps its logits and says it was truncated;
+// Decode reads both kinds.
+func TestEncodeRowTruncated(t *testing.T) {
+	fp := "c649c2b56541218cd737ff3c1a54c0ba"
+	for _, cut := range []bool{false, true} {
+		b := EncodeRow(fp, []float32{1.5, -2}, cut)
+		row, got, err := DecodeRow(fp, 2, b)
+		if err != nil || got != cut || row[0] != 1.5 || row[1] != -2 {
+			t.Errorf("truncated=%v: %v %v %v", cut, row, got, err)
+		}
+		if row, err := Decode(fp, 2, b); err != nil || row[1] != -2 {
+			t.Errorf("Decode of truncated=%v: %v %v", cut, row, err)
+		}
+	}
+	if string(Encode(fp, []float32{1})) != string(EncodeRow(fp, []float32{1}, false)) {
+		t.Error("Encode must write the format it always wrote")
+	}
+}

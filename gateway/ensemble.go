@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -160,12 +161,19 @@ func (e *Ensemble) fanOut(ctx context.Context, s *Scorer, n int, score func(cont
 		total.used = total.used || cr.used
 		total.hits += cr.hits
 		total.n += n
+		// Members see the same inputs: an input any member cut was cut.
+		for _, i := range cr.truncated {
+			if !slices.Contains(total.truncated, i) {
+				total.truncated = append(total.truncated, i)
+			}
+		}
 		mu.Unlock()
 		return l, err
 	})
 	if err != nil {
 		return prediction{}, fmt.Errorf("ensemble %s: %w", e.name, err)
 	}
+	slices.Sort(total.truncated)
 	p := prediction{logits: res.Logits, cache: total, failed: res.Failed, ensemble: true}
 	for _, u := range res.Used {
 		p.members = append(p.members, memberResult{Name: u.Name, Weight: u.Weight, Logits: u.Logits})

@@ -256,7 +256,7 @@ func (g *grpcService) ModelInfer(ctx context.Context, in *oippb.ModelInferReques
 			useCache = false
 		}
 	}
-	resp, cr, err := g.s.inferV2(ctx, m, v, req, useCache)
+	resp, cr, err := g.s.inferV2(refuseTruncation(ctx, req.Truncate), m, v, req, useCache)
 	if err != nil {
 		return nil, err
 	}

@@ -74,7 +74,8 @@ func (s *Server) v1Predict(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	p, err := s.predictInputs(s.requestContext(c), m, v, req.Instances, req.Pairs, wantCache(c, req.Cache))
+	ctx := refuseTruncation(s.requestContext(c), req.Truncate)
+	p, err := s.predictInputs(ctx, m, v, req.Instances, req.Pairs, wantCache(c, req.Cache))
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -89,6 +90,12 @@ func (s *Server) v1Predict(c *gin.Context) {
 		if req.Explain {
 			resp.Members = r.v1Members()
 		}
+	}
+	if n := s.truncated(m.Name(), p); n > 0 {
+		if resp.Parameters == nil {
+			resp.Parameters = map[string]any{}
+		}
+		resp.Parameters["truncated"] = n
 	}
 	c.JSON(http.StatusOK, resp)
 }
@@ -149,7 +156,7 @@ func (s *Server) v2Infer(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	resp, cr, err := s.inferV2(s.requestContext(c), m, v, req, wantCache(c, req.Cache))
+	resp, cr, err := s.inferV2(refuseTruncation(s.requestContext(c), req.Truncate), m, v, req, wantCache(c, req.Cache))
 	if err != nil {
 		s.abort(c, err)
 		return

@@ -33,13 +33,17 @@ func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protoc
 	r.topK = req.TopK
 	s.monitor.answered(m.Name(), r, p.logits, protocol.RequestID(ctx), id)
 	resp := protocol.InferResponse{ModelName: m.Name(), ID: id, Outputs: r.v2Outputs(p.logits, req.Outputs)}
-	if p.cache.used || p.ensemble {
+	truncated := s.truncated(m.Name(), p)
+	if p.cache.used || p.ensemble || truncated > 0 {
 		resp.Parameters = map[string]any{}
 		if p.cache.used {
 			resp.Parameters["cache_hits"] = p.cache.hits
 		}
 		if p.ensemble {
 			v2EnsembleParameters(resp.Parameters, p)
+		}
+		if truncated > 0 {
+			resp.Parameters["truncated"] = truncated
 		}
 	}
 	if v.Name != "" {

@@ -60,7 +60,10 @@ func (s *Scorer) cachedPairs(ctx context.Context, m *Model, v *Version, pairs []
 	return cachedRows(ctx, s, m, v, pairs, useCache,
 		func(fp string, p [2]string) string {
 			return cache.PairKey(s.cacheOpts.Namespace, m.name, fp, p[0], p[1])
-		}, m.PredictPairs)
+		},
+		func(ctx context.Context, v *Version, pairs [][2]string) (protocol.Logits, []int, error) {
+			return withTruncation(ctx, func(ctx context.Context) (protocol.Logits, error) { return m.PredictPairs(ctx, v, pairs) })
+		})
 }
 
 // predictPairs sends the pairs to every member, each through its own pool

@@ -171,11 +171,21 @@ func (b *Backend) send(ctx context.Context, n int, instances any, v2 func(id str
 		body []byte
 		err  error
 	)
+	// parameters.truncate false travels on: a Chorus remote refuses an
+	// over-length input (413) as the gateway was asked to.
+	refuse := protocol.TruncationFrom(ctx).Refusing()
 	if b.cfg.Protocol == "v1" {
 		path = "/v1/models/" + b.cfg.Model + ":predict"
 		req := map[string]any{"instances": instances}
+		params := map[string]any{}
 		if b.cfg.Logits == LogitsTensor {
-			req["parameters"] = map[string]string{"output": protocol.OutputLogits}
+			params["output"] = protocol.OutputLogits
+		}
+		if refuse {
+			params["truncate"] = false
+		}
+		if len(params) > 0 {
+			req["parameters"] = params
 		}
 		body, err = json.Marshal(req)
 	} else {
@@ -186,6 +196,9 @@ func (b *Backend) send(ctx context.Context, n int, instances any, v2 func(id str
 		}
 		var req protocol.InferRequest
 		if req, err = v2(protocol.RequestID(ctx), outputs...); err == nil {
+			if refuse {
+				req.Parameters = map[string]json.RawMessage{"truncate": json.RawMessage("false")}
+			}
 			body, err = json.Marshal(req)
 		}
 	}
@@ -278,9 +291,11 @@ func (b *Backend) statusError(code int, body []byte) error {
 	}
 	msg = protocol.Clip(msg, 200)
 	switch {
-	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge:
+	case code == http.StatusBadRequest:
 		// The client sees this one: the remote's reason, not its address.
 		return fmt.Errorf("%w: the predictor refused the request: %s", protocol.ErrInvalidInput, msg)
+	case code == http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("%w: the predictor refused the request: %s", protocol.ErrTooLarge, msg)
 	case code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests:
 		return fmt.Errorf("%s answered %d: %s: %w", b.Name(), code, msg, protocol.ErrUnavailable)
 	case code == http.StatusGatewayTimeout:

@@ -427,6 +427,11 @@ func (m *Model) predict(ctx context.Context, n int, encode func(i int) (encoding
 	}
 	span.End()
 	timing.AddTokenization(time.Since(start), total)
+	// The request's truncation record: it may ask us to refuse instead.
+	trunc := protocol.TruncationFrom(ctx)
+	if trunc.Refusing() && len(truncated) > 0 {
+		return Prediction{}, fmt.Errorf("%w: input %d is longer than the model's %d tokens (parameters.truncate is false)", protocol.ErrTooLarge, truncated[0], m.meta.MaxLength)
+	}
 	if m.maxTokens > 0 && total > m.maxTokens {
 		return Prediction{}, fmt.Errorf("%w: %d tokens in one request, the limit is %d", protocol.ErrTooLarge, total, m.maxTokens)
 	}
@@ -449,6 +454,7 @@ func (m *Model) predict(ctx context.Context, n int, encode func(i int) (encoding
 	if to, ok := m.observer.(TruncationObserver); ok && len(truncated) > 0 {
 		to.ObserveTruncated(len(truncated))
 	}
+	trunc.Report(truncated)
 	return Prediction{Logits: logits, Truncated: truncated}, nil
 }
 
