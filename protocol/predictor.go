@@ -15,8 +15,11 @@ type Logits [][]float32
 // Predict scores texts and returns exactly len(texts) rows of exactly
 // len(Metadata().Labels) logits each. An empty batch returns an empty result
 // and no error. Texts longer than the model's max length are truncated, never
-// rejected; invalid UTF-8 is read as U+FFFD, as JSON decoders do. Predict is
-// safe for concurrent use. It honours ctx: when ctx ends before the result is
+// rejected — unless ctx carries a Truncation that refuses them, when a
+// backend that can tell fails with ErrTooLarge naming the input; a backend
+// that truncates reports the inputs it cut on that Truncation. Invalid
+// UTF-8 is read as U+FFFD, as JSON decoders do. Predict is safe for
+// concurrent use. It honours ctx: when ctx ends before the result is
 // ready it returns an error that wraps ctx.Err(). Errors caused by the input
 // wrap ErrInvalidInput; a backend that cannot serve (closed, overloaded, its
 // remote down) wraps ErrUnavailable.
