@@ -109,9 +109,20 @@ func TestPairsThroughRemoteChorus(t *testing.T) {
 	if status != 413 || !strings.Contains(string(b), "input 1 is longer than the model's 16 tokens") {
 		t.Errorf("truncate false through the remote: %d %s", status, b)
 	}
-	status, b = post(t, f.URL+"/v1/models/short:predict", fmt.Sprintf(`{"instances": [["a", "b"], ["c", %q]]}`, long))
-	if status != 200 {
-		t.Errorf("truncating through the remote: %d %s", status, b)
+	// Cut by the predictor, said by the gateway in front: answered by the
+	// remote, then from the front's cache.
+	for _, want := range []string{"miss", "hit"} {
+		resp, err := client.Post(f.URL+"/v1/models/short:predict", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"instances": [["a", "b"], ["c", %q]]}`, long)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v1 struct{ Parameters map[string]any }
+		err = json.NewDecoder(resp.Body).Decode(&v1)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || v1.Parameters["truncated"] != 1.0 || v1.Parameters["truncated_inputs"] != "1" || resp.Header.Get("X-Chorus-Cache") != want {
+			t.Errorf("truncating through the remote (cache %s, want %s): %d %v", resp.Header.Get("X-Chorus-Cache"), want, resp.StatusCode, v1.Parameters)
+		}
 	}
 }
 

@@ -91,12 +91,7 @@ func (s *Server) v1Predict(c *gin.Context) {
 			resp.Members = r.v1Members()
 		}
 	}
-	if n := s.truncated(m.Name(), p); n > 0 {
-		if resp.Parameters == nil {
-			resp.Parameters = map[string]any{}
-		}
-		resp.Parameters["truncated"] = n
-	}
+	resp.Parameters = s.truncationParameters(resp.Parameters, m.Name(), p)
 	c.JSON(http.StatusOK, resp)
 }
 

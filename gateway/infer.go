@@ -33,8 +33,7 @@ func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protoc
 	r.topK = req.TopK
 	s.monitor.answered(m.Name(), r, p.logits, protocol.RequestID(ctx), id)
 	resp := protocol.InferResponse{ModelName: m.Name(), ID: id, Outputs: r.v2Outputs(p.logits, req.Outputs)}
-	truncated := s.truncated(m.Name(), p)
-	if p.cache.used || p.ensemble || truncated > 0 {
+	if p.cache.used || p.ensemble {
 		resp.Parameters = map[string]any{}
 		if p.cache.used {
 			resp.Parameters["cache_hits"] = p.cache.hits
@@ -42,10 +41,8 @@ func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protoc
 		if p.ensemble {
 			v2EnsembleParameters(resp.Parameters, p)
 		}
-		if truncated > 0 {
-			resp.Parameters["truncated"] = truncated
-		}
 	}
+	resp.Parameters = s.truncationParameters(resp.Parameters, m.Name(), p)
 	if v.Name != "" {
 		resp.ModelVersion = &v.Name
 	}

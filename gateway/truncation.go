@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"strconv"
+	"strings"
 
 	"github.com/chorusml/chorus/protocol"
 )
@@ -25,4 +27,24 @@ func (s *Server) truncated(model string, p prediction) int {
 		s.metrics.truncated.WithLabelValues(model).Add(float64(n))
 	}
 	return n
+}
+
+// truncationParameters set the response's "truncated" (how many inputs
+// were cut) and "truncated_inputs" (which: their indices comma-joined, an
+// OIP scalar; what a gateway in front of this one reads) when some were.
+func (s *Server) truncationParameters(params map[string]any, model string, p prediction) map[string]any {
+	n := s.truncated(model, p)
+	if n == 0 {
+		return params
+	}
+	if params == nil {
+		params = map[string]any{}
+	}
+	idx := make([]string, n)
+	for i, j := range p.cache.truncated {
+		idx[i] = strconv.Itoa(j)
+	}
+	params["truncated"] = n
+	params["truncated_inputs"] = strings.Join(idx, ",")
+	return params
 }

@@ -64,7 +64,7 @@ func TestTruncationVisible(t *testing.T) {
 		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || w.Code != 200 {
 			t.Fatalf("%d %s", w.Code, w.Body)
 		}
-		if got := resp.Parameters["truncated"]; got != 2.0 {
+		if got := resp.Parameters["truncated"]; got != 2.0 || resp.Parameters["truncated_inputs"] != "1,2" {
 			t.Errorf("request %d (cache %s): truncated %v, want 2", i, w.Header().Get("X-Chorus-Cache"), got)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -221,7 +222,28 @@ func (b *Backend) send(ctx context.Context, n int, instances any, v2 func(id str
 	if err := protocol.CheckShape(logits, n, len(b.cfg.Labels)); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", b.Name(), protocol.ErrBadGateway, err) //nolint:errorlint // the cause is detail, not a class to match
 	}
+	protocol.TruncationFrom(ctx).Report(truncatedInputs(resp, n))
 	return logits, nil
+}
+
+// truncatedInputs reads which inputs a Chorus remote cut: its answer's
+// parameters.truncated_inputs, indices comma-joined (V1 and V2 alike).
+// Other remotes do not say; nothing is reported for them.
+func truncatedInputs(body []byte, n int) []int {
+	var resp struct {
+		Parameters map[string]json.RawMessage `json:"parameters"`
+	}
+	var list string
+	if json.Unmarshal(body, &resp) != nil || json.Unmarshal(resp.Parameters["truncated_inputs"], &list) != nil || list == "" {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		if i, err := strconv.Atoi(f); err == nil && i >= 0 && i < n {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // post sends body and returns the response body of a 200, or an error
