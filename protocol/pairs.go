@@ -7,17 +7,20 @@ import (
 	"fmt"
 )
 
-// PairPredictor is implemented by predictors that also score text pairs
-// (NLI premise and hypothesis, a cross-encoder's query and passage).
+// PairPredictor is implemented by predictors that can also score text
+// pairs (NLI premise and hypothesis, a cross-encoder's query and passage).
 //
-// PredictPairs keeps Predict's contract with pairs for texts: exactly
+// TakesPairs says whether this one does, as configured: a remote whose
+// server would misread pairs (KServe's Hugging Face server scores [a, b]
+// as something else, silently) says no. PredictPairs keeps Predict's contract with pairs for texts: exactly
 // len(pairs) rows of len(Metadata().Labels) logits, row i for pairs[i];
 // an empty batch is an empty result; over-length pairs are truncated
 // (longest first, as transformers does); ctx ends it; input faults wrap
 // ErrInvalidInput (a predictor that cannot take pairs after all, such as
 // a remote that does not speak them, says so that way). The gateway sends
-// pairs only to replicas that implement it.
+// pairs only to replicas that implement it and take pairs.
 type PairPredictor interface {
+	TakesPairs() bool
 	PredictPairs(ctx context.Context, pairs [][2]string) (Logits, error)
 }
 

@@ -148,11 +148,18 @@ func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits,
 	})
 }
 
+// TakesPairs is true for a Chorus remote (Logits: tensor), which scores
+// pairs as transformers does. KServe's Hugging Face server (Logits: kserve)
+// accepts [a, b] instances but does not score them as pairs: no.
+func (b *Backend) TakesPairs() bool { return b.cfg.Logits == LogitsTensor }
+
 // PredictPairs sends text pairs as V1 instances [[a, b], ...] or a V2
-// BYTES input of shape [n, 2]: what a Chorus gateway takes, in either
-// logits format. A remote that takes no pairs answers with its own error
-// (a 4xx is ErrInvalidInput, not retried).
+// BYTES input of shape [n, 2], as a Chorus gateway takes them; a remote
+// that does not take pairs (see TakesPairs) is not asked.
 func (b *Backend) PredictPairs(ctx context.Context, pairs [][2]string) (protocol.Logits, error) {
+	if !b.TakesPairs() {
+		return nil, fmt.Errorf("%w: %s: remote replicas with logits %q take no text pairs (KServe's Hugging Face server would score them as something else); a Chorus remote (logits: %s) does", protocol.ErrInvalidInput, b.Name(), b.cfg.Logits, LogitsTensor)
+	}
 	return b.send(ctx, len(pairs), pairs, func(id string, outputs ...string) (protocol.InferRequest, error) {
 		return protocol.PairRequest(id, pairs, outputs...)
 	})

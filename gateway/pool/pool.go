@@ -177,12 +177,12 @@ func (p *Pool) Predict(ctx context.Context, texts []string) (protocol.Logits, er
 }
 
 // PredictPairs is Predict for text pairs, sent only to the replicas whose
-// backend implements protocol.PairPredictor; when none does, the request
-// is refused (ErrInvalidInput): the model cannot take pairs.
+// backend is a protocol.PairPredictor that takes pairs; when none does,
+// the request is refused (ErrInvalidInput): the model cannot take pairs.
 func (p *Pool) PredictPairs(ctx context.Context, pairs [][2]string) (protocol.Logits, error) {
 	skip := map[*Replica]bool{}
 	for _, r := range p.replicas {
-		if _, ok := r.backend.(protocol.PairPredictor); !ok {
+		if pp, ok := r.backend.(protocol.PairPredictor); !ok || !pp.TakesPairs() {
 			skip[r] = true
 		}
 	}
