@@ -23,12 +23,7 @@ const fixture = "testdata/models/sst2-tiny-a"
 var labels = []string{"NEGATIVE", "POSITIVE"}
 
 func reference(t *testing.T) backendtest.Reference {
-	t.Helper()
-	ref, err := backendtest.LoadReference(filepath.Join(proctest.Root(), fixture, "reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ref
+	return backendtest.FixtureReference(t, proctest.Root(), fixture)
 }
 
 func backend(t *testing.T, cfg oipgrpc.Config) *oipgrpc.Backend {
@@ -47,17 +42,7 @@ func backend(t *testing.T, cfg oipgrpc.Config) *oipgrpc.Backend {
 // waitReady polls the remote's ModelReady until it answers ready.
 func waitReady(t *testing.T, b *oipgrpc.Backend) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := b.Ready(context.Background())
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("remote not ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval while it starts
-	}
+	proctest.Eventually(t, 60*time.Second, "the remote to be ready", func() bool { return b.Ready(context.Background()) == nil })
 }
 
 // A Chorus predictor process, over gRPC: typed FP32 logits (tensor) and
