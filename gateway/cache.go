@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chorusml/chorus/cache"
 	"github.com/chorusml/chorus/protocol"
@@ -85,7 +84,10 @@ func (s *Scorer) cached(ctx context.Context, m *Model, v *Version, texts []strin
 		}
 	}
 	found := make([][]float32, len(keys))
-	lctx, span := s.tracer.Start(ctx, "chorus.cache.lookup", trace.WithAttributes(attribute.Int("chorus.cache.keys", len(keys))))
+	lctx, span := s.tracer.Start(ctx, "chorus.cache.lookup")
+	if span.IsRecording() { // attributes cost allocations on every hit; build them only for a span that keeps them
+		span.SetAttributes(attribute.Int("chorus.cache.keys", len(keys)))
+	}
 	vals, err := store.Get(lctx, keys)
 	endSpan(span, err)
 	if err != nil {
@@ -143,7 +145,10 @@ func (s *Scorer) cached(ctx context.Context, m *Model, v *Version, texts []strin
 // fill computes the missing texts once for every concurrent request that
 // misses the same set, and writes them to the store.
 func (s *Scorer) fill(ctx context.Context, m *Model, v *Version, texts, keys []string, fp string) (l protocol.Logits, err error) {
-	ctx, span := s.tracer.Start(ctx, "chorus.cache.fill", trace.WithAttributes(attribute.Int("chorus.cache.misses", len(keys))))
+	ctx, span := s.tracer.Start(ctx, "chorus.cache.fill")
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("chorus.cache.misses", len(keys)))
+	}
 	defer func() { endSpan(span, err) }()
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s", m.name, v.Name, strings.Join(keys, "\x00"))
