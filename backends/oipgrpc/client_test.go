@@ -96,7 +96,7 @@ func TestContractAgainstKServePython(t *testing.T) {
 	if py == "" {
 		t.Skip("CHORUS_KSERVE_PYTHON is unset: run `make test`, or point it at a python with scripts/pyclient/requirements.txt")
 	}
-	p := proctest.Start(t, nil, py, "scripts/pyclient/kserve_predictor.py", "--model_name", "sst2",
+	p := proctest.StartOnPort(t, proctest.FreePort(t), nil, py, "scripts/pyclient/kserve_predictor.py", "--model_name", "sst2",
 		"--model_dir", fixture, "--return_raw_logits", "--http_port", "{port}", "--grpc_port", "{grpc_port}")
 	b := backend(t, oipgrpc.Config{Target: "127.0.0.1:" + strconv.Itoa(p.GRPCPort), Model: "sst2", Logits: oipgrpc.LogitsKServe})
 	waitReady(t, b)
