@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chorusml/chorus/cache"
 	"github.com/chorusml/chorus/protocol"
@@ -116,7 +115,10 @@ func cachedRows[T comparable](ctx context.Context, s *Scorer, m *Model, v *Versi
 	}
 	found := make([][]float32, len(keys))
 	cut := make([]bool, len(keys))
-	lctx, span := s.tracer.Start(ctx, "chorus.cache.lookup", trace.WithAttributes(attribute.Int("chorus.cache.keys", len(keys))))
+	lctx, span := s.tracer.Start(ctx, "chorus.cache.lookup")
+	if span.IsRecording() { // attributes cost allocations on every hit; build them only for a span that keeps them
+		span.SetAttributes(attribute.Int("chorus.cache.keys", len(keys)))
+	}
 	vals, err := store.Get(lctx, keys)
 	endSpan(span, err)
 	if err != nil {
@@ -182,7 +184,10 @@ func cachedRows[T comparable](ctx context.Context, s *Scorer, m *Model, v *Versi
 // misses the same set, and writes them to the store.
 func fill[T any](ctx context.Context, s *Scorer, m *Model, v *Version, inputs []T, keys []string, fp string,
 	predict rowPredict[T]) (r filled, err error) {
-	ctx, span := s.tracer.Start(ctx, "chorus.cache.fill", trace.WithAttributes(attribute.Int("chorus.cache.misses", len(keys))))
+	ctx, span := s.tracer.Start(ctx, "chorus.cache.fill")
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("chorus.cache.misses", len(keys)))
+	}
 	defer func() { endSpan(span, err) }()
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s", m.name, v.Name, strings.Join(keys, "\x00"))

@@ -3,6 +3,8 @@ package protocol
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Logits is a batch of raw classifier scores: row i belongs to text i, column
@@ -70,4 +72,26 @@ func CheckShape(l Logits, n, k int) error {
 		}
 	}
 	return nil
+}
+
+// ValidUTF8 returns s with each byte that is not part of valid UTF-8
+// replaced by U+FFFD, as encoding/json writes strings: what a remote
+// predictor reached over a binary transport (gRPC) must read, so that it
+// scores the same text as over JSON.
+func ValidUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }

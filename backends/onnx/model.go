@@ -408,7 +408,10 @@ func (m *Model) predict(ctx context.Context, n int, encode func(i int) (encoding
 	timing := protocol.TimingFrom(ctx)
 	// Tokenize in the caller's goroutine, so concurrent requests tokenize
 	// in parallel.
-	_, span := m.tracer.Start(ctx, "chorus.tokenize", trace.WithAttributes(attribute.Int("chorus.texts", n)))
+	_, span := m.tracer.Start(ctx, "chorus.tokenize")
+	if span.IsRecording() { // attributes allocate: only for a span that keeps them
+		span.SetAttributes(attribute.Int("chorus.texts", n))
+	}
 	start := time.Now()
 	encs := make([]encoding, n)
 	var truncated []int
@@ -461,7 +464,10 @@ func (m *Model) predict(ctx context.Context, n int, encode func(i int) (encoding
 // runBatch runs encoded texts as one batch padded to the longest; waited is
 // how long its oldest text queued, for the observer.
 func (m *Model) runBatch(ctx context.Context, encs []encoding, waited time.Duration, links ...trace.Link) (protocol.Logits, error) {
-	_, span := m.tracer.Start(ctx, "chorus.onnx.run", trace.WithLinks(links...), trace.WithAttributes(attribute.Int("chorus.batch_size", len(encs))))
+	_, span := m.tracer.Start(ctx, "chorus.onnx.run", trace.WithLinks(links...))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("chorus.batch_size", len(encs)))
+	}
 	defer span.End()
 	start := time.Now()
 	if m.observer != nil {
