@@ -86,6 +86,42 @@ func RunWithTolerance(t *testing.T, p protocol.Predictor, ref Reference, tol flo
 		checkRows(t, ref.Model+" batch vs padded PyTorch batch", got, ref.Texts, true, tol)
 	})
 
+	runPairs(t, p, ref, tol)
+
+	t.Run("BatchEqualsOneAtATime", func(t *testing.T) {
+		batch, err := p.Predict(context.Background(), texts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i, text := range texts {
+			one, err := p.Predict(context.Background(), []string{text})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := protocol.CheckShape(one, 1, k); err != nil {
+				t.Fatal(err)
+			}
+			if d := MaxAbsDiff(batch[i], f64(one[0])); d > max(BatchTolerance, tol/10) {
+				t.Errorf("text %d: batched %v, alone %v", i, batch[i], one[0])
+			}
+			worst = max(worst, MaxAbsDiff(one[0], ref.Texts[i].Logits))
+		}
+		if worst > tol {
+			t.Errorf("one at a time: max |logit - transformers| = %.3g", worst)
+		}
+		t.Logf("%s: one at a time: max |logit - transformers| over %d texts = %.3g", ref.Model, len(texts), worst)
+	})
+
+	runEdgeCases(t, p, texts)
+	runConcurrent(t, p, ref, tol)
+}
+
+// runPairs checks text pairs against the reference's, for predictors that
+// take them.
+func runPairs(t *testing.T, p protocol.Predictor, ref Reference, tol float64) {
+	t.Helper()
+	k := len(p.Metadata().Labels)
 	t.Run("Pairs", func(t *testing.T) {
 		pp, ok := p.(PairPredictor)
 		if !ok || len(ref.Pairs) == 0 {
@@ -119,34 +155,6 @@ func RunWithTolerance(t *testing.T, p protocol.Predictor, ref Reference, tol flo
 		}
 		t.Logf("%s: pairs one at a time: max |logit - transformers| over %d pairs = %.3g", ref.Model, len(pairs), worst)
 	})
-
-	t.Run("BatchEqualsOneAtATime", func(t *testing.T) {
-		batch, err := p.Predict(context.Background(), texts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		worst := 0.0
-		for i, text := range texts {
-			one, err := p.Predict(context.Background(), []string{text})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := protocol.CheckShape(one, 1, k); err != nil {
-				t.Fatal(err)
-			}
-			if d := MaxAbsDiff(batch[i], f64(one[0])); d > max(BatchTolerance, tol/10) {
-				t.Errorf("text %d: batched %v, alone %v", i, batch[i], one[0])
-			}
-			worst = max(worst, MaxAbsDiff(one[0], ref.Texts[i].Logits))
-		}
-		if worst > tol {
-			t.Errorf("one at a time: max |logit - transformers| = %.3g", worst)
-		}
-		t.Logf("%s: one at a time: max |logit - transformers| over %d texts = %.3g", ref.Model, len(texts), worst)
-	})
-
-	runEdgeCases(t, p, texts)
-	runConcurrent(t, p, ref, tol)
 }
 
 // runEdgeCases checks inputs at the contract's edges: none, repeated,
