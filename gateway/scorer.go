@@ -44,6 +44,8 @@ type prediction struct {
 	ensemble bool
 	members  []memberResult
 	failed   []string
+	// cascade answers also say which stage answered each text.
+	cascade *cascadeResult
 }
 
 // Predict scores texts with m on version v (see Servable.Route).

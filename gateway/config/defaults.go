@@ -86,6 +86,10 @@ func (m *Model) applyDefaults(baseDir string) {
 	if m.Calibration == "" {
 		m.Temperature = cmp.Or(m.Temperature, DefaultTemperature)
 	}
+	if m.IsCascade() {
+		m.OnStageFailure = cmp.Or(m.OnStageFailure, DefaultOnStageFailure)
+		return
+	}
 	if m.IsEnsemble() {
 		m.Combine = cmp.Or(m.Combine, string(ensemble.DefaultCombine))
 		for j := range m.Members {

@@ -45,6 +45,7 @@ func Registry(ctx context.Context, cfg *config.Config, d Deps) (*gateway.Registr
 	b := &builder{Deps: d, clients: map[config.TLS]*http.Client{}}
 	var servables []gateway.Servable
 	models := map[string]*gateway.Model{}
+	byName := map[string]gateway.Servable{} // models and ensembles: what a cascade's stages may be
 	fail := func(err error) (*gateway.Registry, error) {
 		for _, s := range servables {
 			_ = s.Close()
@@ -53,15 +54,15 @@ func Registry(ctx context.Context, cfg *config.Config, d Deps) (*gateway.Registr
 		return nil, err
 	}
 	for _, mc := range cfg.Models {
-		if mc.IsEnsemble() {
-			continue // after the models it combines
+		if mc.IsEnsemble() || mc.IsCascade() {
+			continue // after the models they combine
 		}
 		m, err := b.model(ctx, mc)
 		if err != nil {
 			return fail(err)
 		}
 		servables = append(servables, m)
-		models[mc.Name] = m
+		models[mc.Name], byName[mc.Name] = m, m
 		d.Log.Info("model loaded", slog.String("model", mc.Name), slog.Int("versions", len(m.Versions())),
 			slog.Any("labels", m.Metadata().Labels), slog.String("fingerprint", short(m.Metadata().Fingerprint)),
 			slog.Float64("temperature", m.Scoring().Temperature))
@@ -75,9 +76,15 @@ func Registry(ctx context.Context, cfg *config.Config, d Deps) (*gateway.Registr
 			return fail(err)
 		}
 		servables = append(servables, e)
+		byName[mc.Name] = e
 		d.Log.Info("ensemble loaded", slog.String("model", mc.Name), slog.Int("members", len(mc.Members)),
 			slog.String("combine", mc.Combine), slog.Float64("temperature", e.Scoring().Temperature))
 	}
+	cascades, err := b.cascades(cfg, byName)
+	if err != nil {
+		return fail(err)
+	}
+	servables = append(servables, cascades...)
 	reg, err := gateway.NewRegistry(servables)
 	if err != nil {
 		return fail(err)
