@@ -341,3 +341,43 @@ func withCascadeOutputs(m Servable, out []protocol.TensorMetadata) []protocol.Te
 	}
 	return out
 }
+
+// CascadeScores are every stage's calibrated logits for the same texts, in
+// the cascade's label order, with each stage's threshold: what `chorus
+// calibrate --cascade` sweeps the first stage's threshold over.
+type CascadeScores struct {
+	Labels []string
+	Stages []string
+	// MinConfidence of each stage (the last one's is 0).
+	MinConfidence []float64
+	// Calibrated[s][i] is stage s's calibrated logits for text i.
+	Calibrated []protocol.Logits
+}
+
+// CascadeScores scores texts with every stage of cascade name (without the
+// cache: the split is scored once).
+func (s *Scorer) CascadeScores(ctx context.Context, r *Registry, name string, texts []string) (CascadeScores, error) {
+	m, _, err := resolve(r, name, "")
+	if err != nil {
+		return CascadeScores{}, err
+	}
+	c, ok := m.(*Cascade)
+	if !ok {
+		return CascadeScores{}, fmt.Errorf("%w: %q is not a cascade", protocol.ErrInvalidInput, name)
+	}
+	out := CascadeScores{Labels: c.meta.Labels, Stages: c.StageNames()}
+	for _, st := range c.stages {
+		p, err := c.stagePredict(ctx, s, st, texts, false)
+		if err != nil {
+			return CascadeScores{}, fmt.Errorf("cascade %s: stage %s: %w", c.name, st.s.Name(), err)
+		}
+		r := newRender(st.s.Scoring(), nil)
+		cal := make(protocol.Logits, len(texts))
+		for i, row := range p.logits {
+			cal[i] = r.calibrated(permute(row, st.perm))
+		}
+		out.Calibrated = append(out.Calibrated, cal)
+		out.MinConfidence = append(out.MinConfidence, st.min)
+	}
+	return out, nil
+}

@@ -104,7 +104,7 @@ func newCascadeFixture(t *testing.T) *cascadeFixture {
 	}
 	t.Cleanup(func() { r.Close() })
 	f.srv = gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Version: "test",
-		Limits: gateway.Limits{MaxBodyBytes: 1 << 20, MaxInstances: 256, MaxTextChars: 100000},
+		Limits:  gateway.Limits{MaxBodyBytes: 1 << 20, MaxInstances: 256, MaxTextChars: 100000},
 		Metrics: f.metrics, Cache: gateway.CacheOptions{Store: cache.NewLRU(1000, time.Hour)}})
 	f.srv.SetRegistry(r)
 	f.srv.SetReady(true)
