@@ -64,14 +64,17 @@ func CascadeSweep(first, rest [][]float64, labels []int, thresholds []float64) (
 
 // CascadeThresholds is a grid for CascadeSweep over k labels: from 1/k
 // (the lowest top-label probability: every text stays with the first
-// stage) to 1 in steps of 0.005, with the tail of confident thresholds
-// (0.999, 0.9995, 0.9999) where sure models put most texts.
+// stage) to 1 in steps of 0.005, then 0.001 above 0.99, with 0.9995 and
+// 0.9999: sure models put most texts in that tail.
 func CascadeThresholds(k int) []float64 {
 	var out []float64
 	for t := math.Ceil(200/float64(k)) / 200; t < 1; t += 0.005 {
 		out = append(out, math.Round(t*1000)/1000)
 	}
-	out = append(out, 0.999, 0.9995, 0.9999, 1)
+	for c := 991; c < 1000; c++ {
+		out = append(out, float64(c)/1000)
+	}
+	out = append(out, 0.9995, 0.9999, 1)
 	slices.Sort(out)
 	return slices.Compact(out)
 }
