@@ -208,7 +208,7 @@ func (c *Cascade) predict(ctx context.Context, s *Scorer, _ *Version, texts []st
 		p, err := c.stagePredict(ctx, s, st, sub, useCache)
 		total.used = total.used || p.cache.used
 		total.hits += p.cache.hits
-		total.n += len(sub)
+		total.n += p.cache.n // an ensemble counts a text per member
 		if err != nil {
 			if c.skipFailed && !last && ctx.Err() == nil {
 				res.skipped = append(res.skipped, st.s.Name())
