@@ -92,6 +92,9 @@ func (s *Server) v1Predict(c *gin.Context) {
 	if p.cascade != nil {
 		resp.Parameters = cascadeV1Parameters(p)
 	}
+	if p.windows != nil {
+		resp.Parameters = map[string]any{"windows": p.windows}
+	}
 	c.JSON(http.StatusOK, resp)
 }
 

@@ -36,7 +36,7 @@ func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protoc
 	s.monitor.answered(m.Name(), r, p.logits, protocol.RequestID(ctx), id)
 	resp := protocol.InferResponse{ModelName: m.Name(), ID: id, Outputs: r.v2Outputs(p.logits, req.Outputs)}
 	cascadeV2Outputs(resp.Outputs, p)
-	if p.cache.used || p.ensemble || p.cascade != nil {
+	if p.cache.used || p.ensemble || p.cascade != nil || p.windows != nil {
 		resp.Parameters = map[string]any{}
 		if p.cache.used {
 			resp.Parameters["cache_hits"] = p.cache.hits
@@ -46,6 +46,9 @@ func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protoc
 		}
 		if p.cascade != nil {
 			cascadeV2Parameters(resp.Parameters, p)
+		}
+		if p.windows != nil {
+			windowsV2Parameters(resp.Parameters, p.windows)
 		}
 	}
 	if v.Name != "" {

@@ -160,6 +160,9 @@ type Model struct {
 	Pool Pool `yaml:"pool"`
 	// Cache is this model's use of the logits cache.
 	Cache ModelCache `yaml:"cache"`
+	// LongText is how texts longer than the model takes are classified:
+	// truncated (default) or in windows (see LongText).
+	LongText LongText `yaml:"long_text"`
 	// Temperature divides the logits before every softmax (probabilities and
 	// KServe's probability strings; labels and raw logits are unchanged).
 	// Must be > 0. Default 1. Exclusive with calibration.

@@ -82,6 +82,7 @@ func (c *Config) applyDefaults(baseDir string) {
 
 func (m *Model) applyDefaults(baseDir string) {
 	m.Cache.Enabled = orTrue(m.Cache.Enabled)
+	m.LongText.applyDefaults()
 	m.Calibration = absPath(baseDir, m.Calibration)
 	if m.Calibration == "" {
 		m.Temperature = cmp.Or(m.Temperature, DefaultTemperature)

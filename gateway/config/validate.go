@@ -192,6 +192,7 @@ func (m *Model) validate(path string, errs *problems) {
 			errs.add(path+".calibration", "%s: no such file (write one with `chorus calibrate`)", m.Calibration)
 		}
 	}
+	m.validateLongText(path, errs)
 	if m.IsCascade() {
 		if len(m.Replicas) > 0 || len(m.Versions) > 0 || m.Version != "" || len(m.Members) > 0 {
 			errs.add(path, "stages (a cascade) are exclusive with replicas, versions, version and members")

@@ -110,9 +110,13 @@ func (b *builder) model(ctx context.Context, mc config.Model) (*gateway.Model, e
 	if err != nil {
 		return nil, err
 	}
+	windows, err := b.windowsMetric(mc)
+	if err != nil {
+		return nil, err
+	}
 	m, err := gateway.NewModel(gateway.ModelOptions{Name: mc.Name, Labels: mc.Labels, Versions: vs,
 		DefaultVersion: mc.DefaultVersion, Scoring: scoring(mc), Calibration: cal,
-		Cache: gateway.CachePolicy{Off: !*mc.Cache.Enabled, TTL: time.Duration(mc.Cache.TTL)}})
+		Cache: gateway.CachePolicy{Off: !*mc.Cache.Enabled, TTL: time.Duration(mc.Cache.TTL)}, Windows: windows})
 	if err != nil {
 		for _, v := range vs {
 			_ = v.Pool.Close()

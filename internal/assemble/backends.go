@@ -108,7 +108,7 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 		InterOpThreads: rc.InterOpThreads, GraphOptimization: rc.GraphOptimization, MemoryArena: rc.MemoryArena,
 		Device: rc.Device, Batching: onnx.Batching{MaxBatchSize: rc.Batching.MaxBatchSize, MaxBatchTokens: rc.Batching.MaxBatchTokens,
 			MaxQueueDelay: time.Duration(rc.Batching.MaxQueueDelay), QueueSize: rc.Batching.QueueSize},
-		Observer: b.observer(mc.Name), Tracer: b.tracer(), MaxRequestTokens: rc.MaxRequestTokens})
+		Observer: b.observer(mc.Name), Tracer: b.tracer(), MaxRequestTokens: rc.MaxRequestTokens, LongText: longText(mc)})
 	if err != nil {
 		return nil, "", err
 	}
