@@ -130,4 +130,26 @@ func TestLongTextChunk(t *testing.T) {
 	if !strings.Contains(string(m), `chorus_long_text_windows_sum{model="whole"} 15`) {
 		t.Errorf("/metrics: no chorus_long_text_windows_sum 15 for whole (3 requests × 5 windows)")
 	}
+
+	// Windows are cached too, and a request scores each distinct window
+	// once: the first request ran 4 windows for 5 (the document and its
+	// filler share their first), the cache hits after it ran none, and the
+	// document with another ending runs only its last window.
+	rows := func() string {
+		_, m := getURL(t, p.URL+"/metrics")
+		for _, line := range strings.Split(string(m), "\n") {
+			if strings.HasPrefix(line, `chorus_batch_size_sum{model="whole"}`) {
+				return strings.Fields(line)[1]
+			}
+		}
+		return ""
+	}
+	before := rows()
+	status, b = post(t, p.URL+"/v1/models/whole:predict", fmt.Sprintf(`{"instances": [%q]}`, filler+"The ending was wonderful."))
+	if status != 200 {
+		t.Fatalf("edited document: %d %s", status, b)
+	}
+	if after := rows(); before != "4" || after != "5" {
+		t.Errorf("windows run: %s before the edited document, %s after; want 4 then 5 (its first window from the cache)", before, after)
+	}
 }

@@ -3,6 +3,7 @@ package onnx
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -39,6 +40,19 @@ type LongText struct {
 	Stride int
 	// Combine is CombineMeanLogits (default) or CombineMaxProbs.
 	Combine string
+	// Cache, when set, keeps each window's logits, so that texts sharing
+	// windows (a document resent with a new ending, a quoted passage) score
+	// only the windows not seen before. Default nil: every window is scored.
+	Cache WindowCache
+}
+
+// WindowCache stores window logits under the model's (windowing)
+// fingerprint and a key naming the window's token ids. Get returns a nil
+// row for each miss, and an error when the store cannot answer (every
+// window is then scored); Set is best effort and must not block.
+type WindowCache interface {
+	Get(ctx context.Context, fingerprint string, k int, keys []string) ([][]float32, error)
+	Set(fingerprint string, rows map[string][]float32)
 }
 
 // chunker cuts texts into windows.
@@ -50,6 +64,8 @@ type chunker struct {
 	stride         int
 	combine        string
 	sigmoid        bool
+	cache          WindowCache
+	fp             string // the model's fingerprint, windowing included
 }
 
 // noTruncation is a length no text reaches: the raw tokenizer never cuts.
@@ -76,7 +92,7 @@ func (m *Model) newChunker(tokenizerJSON []byte, o LongText, special bool) (*chu
 	if err != nil {
 		return nil, fmt.Errorf("long text: %w", err)
 	}
-	c := &chunker{raw: raw, stride: o.Stride, combine: combine, sigmoid: m.meta.Activation == protocol.ActivationSigmoid}
+	c := &chunker{raw: raw, stride: o.Stride, combine: combine, sigmoid: m.meta.Activation == protocol.ActivationSigmoid, cache: o.Cache}
 	if special {
 		const probe = "window probe"
 		plain, err := raw.encode(probe, "", false, false)
@@ -119,7 +135,8 @@ func index(s, sub []int64) int {
 func (c *chunker) fingerprint(fp string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\nlong_text content=%d stride=%d combine=%s prefix=%v suffix=%v\n", fp, c.content, c.stride, c.combine, c.prefix, c.suffix)
-	return hex.EncodeToString(h.Sum(nil))
+	c.fp = hex.EncodeToString(h.Sum(nil))
+	return c.fp
 }
 
 // windows cuts text into the encodings of its windows; each window's real
@@ -206,7 +223,7 @@ func (m *Model) predictChunked(ctx context.Context, texts []string) (Prediction,
 		spans[i] = [2]int{len(encs), len(encs) + len(w)}
 		encs = append(encs, w...)
 	}
-	p, err := m.predict(ctx, len(encs), func(i int) (encoding, error) { return encs[i], nil })
+	rows, err := m.scoreWindows(ctx, encs)
 	if err != nil {
 		return Prediction{}, err
 	}
@@ -216,9 +233,64 @@ func (m *Model) predictChunked(ctx context.Context, texts []string) (Prediction,
 		for _, e := range encs[s[0]:s[1]] {
 			weights = append(weights, float64(len(e.ids)-len(m.chunk.prefix)-len(m.chunk.suffix)))
 		}
-		out[i] = m.chunk.combineRows(p.Logits[s[0]:s[1]], weights)
+		out[i] = m.chunk.combineRows(rows[s[0]:s[1]], weights)
 	}
 	return Prediction{Logits: out}, nil
+}
+
+// scoreWindows scores windows, each distinct window once, taking what the
+// window cache holds and storing what it did not.
+func (m *Model) scoreWindows(ctx context.Context, encs []encoding) (protocol.Logits, error) {
+	c := m.chunk
+	if c.cache == nil {
+		p, err := m.predict(ctx, len(encs), func(i int) (encoding, error) { return encs[i], nil })
+		return p.Logits, err
+	}
+	keys := make([]string, len(encs))
+	for i, e := range encs {
+		keys[i] = windowKey(e.ids)
+	}
+	k := len(m.meta.Labels)
+	rows, err := c.cache.Get(ctx, c.fp, k, keys)
+	if err != nil || len(rows) != len(keys) {
+		rows = make([][]float32, len(keys)) // the cache fails open
+	}
+	var miss []int // the first window of each distinct missing key
+	seen := map[string]bool{}
+	for i, r := range rows {
+		if r == nil && !seen[keys[i]] {
+			seen[keys[i]] = true
+			miss = append(miss, i)
+		}
+	}
+	if len(miss) > 0 {
+		p, err := m.predict(ctx, len(miss), func(j int) (encoding, error) { return encs[miss[j]], nil })
+		if err != nil {
+			return nil, err
+		}
+		fresh := make(map[string][]float32, len(miss))
+		for j, i := range miss {
+			fresh[keys[i]] = p.Logits[j]
+		}
+		for i, r := range rows {
+			if r == nil {
+				rows[i] = fresh[keys[i]]
+			}
+		}
+		c.cache.Set(c.fp, fresh)
+	}
+	return rows, nil
+}
+
+// windowKey names a window by its token ids.
+func windowKey(ids []int64) string {
+	h := sha256.New()
+	b := make([]byte, 8)
+	for _, id := range ids {
+		binary.LittleEndian.PutUint64(b, uint64(id))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // combineRows combines one text's window logits.

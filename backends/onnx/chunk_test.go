@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chorusml/chorus/backends/onnx"
@@ -150,5 +151,82 @@ func TestLongTextOptions(t *testing.T) {
 			m.Close()
 			t.Errorf("%+v accepted", o)
 		}
+	}
+}
+
+// mapWindows is an in-memory WindowCache that counts what it stored.
+type mapWindows struct {
+	mu     sync.Mutex
+	rows   map[string][]float32
+	stored int
+}
+
+func (c *mapWindows) Get(_ context.Context, fp string, k int, keys []string) ([][]float32, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([][]float32, len(keys))
+	for i, key := range keys {
+		if r, ok := c.rows[fp+key]; ok && len(r) == k {
+			out[i] = r
+		}
+	}
+	return out, nil
+}
+
+func (c *mapWindows) Set(fp string, rows map[string][]float32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, r := range rows {
+		c.rows[fp+key] = r
+		c.stored++
+	}
+}
+
+// TestWindowCache: a document resent with a new ending scores only its
+// last window; the answers are the same as without the cache.
+func TestWindowCache(t *testing.T) {
+	const dir = "../../models/demo-sentiment"
+	store := &mapWindows{rows: map[string][]float32{}}
+	cached, err := rt.Open(dir, onnx.Options{LongText: &onnx.LongText{Window: 64, Stride: 16, Cache: store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cached.Close()
+	plain, err := rt.Open(dir, onnx.Options{LongText: &onnx.LongText{Window: 64, Stride: 16}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if cached.Metadata().Fingerprint != plain.Metadata().Fingerprint {
+		t.Error("the cache changed the fingerprint")
+	}
+	body := strings.Repeat("The train left at noon. ", 40)
+	first, second := body+"The ending was wonderful.", body+"The ending was terrible."
+	w, err := cached.TokenWindows(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, doc := range []string{first, second, second} {
+		got, err := cached.Predict(ctx, []string{doc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := plain.Predict(ctx, []string{doc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got[0], want[0]) {
+			t.Errorf("document %d: cached %v, uncached %v", i, got[0], want[0])
+		}
+	}
+	// The first document stores its distinct windows; the second only its
+	// last (the others are the first's); the third nothing.
+	distinct := map[string]bool{}
+	for _, ids := range w {
+		distinct[fmt.Sprint(ids)] = true
+	}
+	if want := len(distinct) + 1; store.stored != want {
+		t.Errorf("%d windows stored, want %d (the first document's %d distinct windows, then one)", store.stored, want, len(distinct))
 	}
 }

@@ -30,6 +30,9 @@ type Deps struct {
 	// Tracing traces backends (nil: no spans).
 	Tracing *telemetry.Tracing
 	Log     *slog.Logger
+	// Cache is the logits cache: models with long_text mode chunk keep
+	// their windows' logits in it too (nil: they do not).
+	Cache gateway.LogitsCache
 	// AllowCalibrationMismatch uses calibration files fitted for another
 	// fingerprint (serve --allow-calibration-mismatch).
 	AllowCalibrationMismatch bool
@@ -42,7 +45,7 @@ func Registry(ctx context.Context, cfg *config.Config, d Deps) (*gateway.Registr
 	if d.Tracing == nil {
 		d.Tracing = &telemetry.Tracing{Provider: noop.NewTracerProvider()}
 	}
-	b := &builder{Deps: d, clients: map[config.TLS]*http.Client{}}
+	b := &builder{Deps: d, clients: map[config.TLS]*http.Client{}, cache: cfg.Cache}
 	var servables []gateway.Servable
 	models := map[string]*gateway.Model{}
 	byName := map[string]gateway.Servable{} // models and ensembles: what a cascade's stages may be

@@ -26,6 +26,7 @@ type builder struct {
 	Deps
 	clients map[config.TLS]*http.Client
 	open    []protocol.Predictor // opened, not yet owned by a model
+	cache   config.Cache         // where chunking models keep window logits
 }
 
 func (b *builder) tracer() trace.Tracer {
@@ -108,7 +109,7 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 		InterOpThreads: rc.InterOpThreads, GraphOptimization: rc.GraphOptimization, MemoryArena: rc.MemoryArena,
 		Device: rc.Device, Batching: onnx.Batching{MaxBatchSize: rc.Batching.MaxBatchSize, MaxBatchTokens: rc.Batching.MaxBatchTokens,
 			MaxQueueDelay: time.Duration(rc.Batching.MaxQueueDelay), QueueSize: rc.Batching.QueueSize},
-		Observer: b.observer(mc.Name), Tracer: b.tracer(), MaxRequestTokens: rc.MaxRequestTokens, LongText: longText(mc)})
+		Observer: b.observer(mc.Name), Tracer: b.tracer(), MaxRequestTokens: rc.MaxRequestTokens, LongText: b.longText(mc)})
 	if err != nil {
 		return nil, "", err
 	}
