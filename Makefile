@@ -18,11 +18,12 @@ CONFIG ?= configs/local.yaml
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 PY_VENV := $(CHORUS_CACHE)/venv-kserve-client
 FIXTURES_VENV := $(CHORUS_CACHE)/venv-fixtures
+ONNX_VENV := $(CHORUS_CACHE)/venv-onnx-tools
 
-.PHONY: help deps pyvenv build run stack stack-down test test-go test-deploy fuzz faults vulncheck test-gpu test-python bench bench-cache fixtures demo-model lint proto
+.PHONY: help deps pyvenv build run stack stack-down test test-go test-deploy fuzz faults vulncheck test-gpu test-python bench bench-cache fixtures demo-model venv-onnx demo-int8 lint proto
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 deps: ## install ONNX Runtime, libtokenizers and redis-server (cached)
 	@echo "==> deps: checking the cache in $(CHORUS_CACHE)"
@@ -87,6 +88,7 @@ test-python: build
 
 BENCH_VENV := $(CHORUS_CACHE)/venv-bench
 BENCH_MODELS := $(CHORUS_CACHE)/bench-models
+BENCH_SECTIONS ?= cache,transports,model,batching,limit,memory
 
 bench: build ## BENCHMARKS.md: Chorus vs KServe's Python servers, batching, memory; Go benchmarks
 	@echo "==> bench: venv $(BENCH_VENV) (kserve, torch, transformers; large, once)"
@@ -94,8 +96,12 @@ bench: build ## BENCHMARKS.md: Chorus vs KServe's Python servers, batching, memo
 	@$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check -r scripts/bench/requirements.txt
 	@echo "==> bench: models in $(BENCH_MODELS) (tiny and full-size random DistilBERT)"
 	@$(BENCH_VENV)/bin/python scripts/bench/make_models.py --tokenizer $(TOKENIZERS_DIR)/bert-base-uncased.json --out $(BENCH_MODELS)
-	@echo "==> bench: cmd/chorus-bench → BENCHMARKS.md"
-	@go run ./cmd/chorus-bench --chorus bin/chorus --python $(BENCH_VENV)/bin/python --models $(BENCH_MODELS) --out BENCHMARKS.md
+	@echo "==> bench: the full-size model's int8 graph (scripts/onnx_tools/variants.py; random weights: no agreement bound)"
+	@$(MAKE) --no-print-directory venv-onnx
+	@test -f $(BENCH_MODELS)/full/onnx/model_quantized.onnx || $(ONNX_VENV)/bin/python scripts/onnx_tools/variants.py --model $(BENCH_MODELS)/full --min-agreement 0
+	@echo "==> bench: cmd/chorus-bench → BENCHMARKS.md (BENCH_SECTIONS=$(BENCH_SECTIONS))"
+	@go run ./cmd/chorus-bench --chorus bin/chorus --python $(BENCH_VENV)/bin/python --onnx-python $(ONNX_VENV)/bin/python \
+		--models $(BENCH_MODELS) --sections $(BENCH_SECTIONS) --out BENCHMARKS.md
 	@echo "==> bench: Go benchmarks (gateway overhead, cache)"
 	@go test -run '^$$' -bench . -benchtime 2000x ./e2e ./gateway
 
@@ -120,6 +126,18 @@ demo-model: deps ## retrain models/demo-sentiment and its data splits (CPU, ~1 m
 	@echo "==> demo-model: training models/demo-sentiment"
 	@$(FIXTURES_VENV)/bin/python scripts/demo_model/train.py \
 		--tokenizer $(TOKENIZERS_DIR)/bert-base-uncased.json --out models/demo-sentiment --data data/demo-sentiment
+	@$(MAKE) --no-print-directory demo-int8
+
+venv-onnx: ## the Python venv of scripts/onnx_tools: ONNX Runtime's optimizer and int8 quantisation (cached)
+	@test -x $(ONNX_VENV)/bin/python || python3 -m venv $(ONNX_VENV)
+	@$(ONNX_VENV)/bin/pip install -q --disable-pip-version-check -r scripts/onnx_tools/requirements.txt
+
+demo-int8: venv-onnx build ## the demo model's int8 graph, its accuracy vs fp32 (onnx/variants.json) and its own temperature
+	@echo "==> demo-int8: models/demo-sentiment/onnx/model_quantized.onnx (label agreement ≥ 99.5% on the test split)"
+	@$(ONNX_VENV)/bin/python scripts/onnx_tools/variants.py --model models/demo-sentiment --data data/demo-sentiment/test.jsonl
+	@echo "==> demo-int8: configs/calibration/distilbert-int8.json (its fingerprint is not fp32's)"
+	@./bin/chorus calibrate --config configs/local.yaml --model distilbert-int8 --data data/demo-sentiment/validation.jsonl \
+		--test data/demo-sentiment/test.jsonl --out configs/calibration/distilbert-int8.json --plot $(CHORUS_CACHE)/distilbert-int8-reliability.png
 
 proto: ## regenerate protocol/oippb from oip.proto (needs protoc; the Go plugins are pinned)
 	@echo "==> proto: scripts/protogen.sh"

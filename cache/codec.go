@@ -22,15 +22,37 @@ func Key(namespace, model, fingerprint, text string) string {
 	return namespace + ":" + model + ":" + fp + ":" + hex.EncodeToString(h[:])
 }
 
+// PairKey names the logits of a text pair (a, b) under a model. The pair
+// is hashed unambiguously (the length of a, then a, then b: ("ab", "c")
+// and ("a", "bc") differ), and the key has a "pair:" segment that no Key
+// has, so a single text's key never equals a pair's whatever the text.
+func PairKey(namespace, model, fingerprint, a, b string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(a)))])
+	h.Write([]byte(a))
+	h.Write([]byte(b))
+	fp := fingerprint
+	if len(fp) > 32 {
+		fp = fp[:32]
+	}
+	return namespace + ":" + model + ":" + fp + ":pair:" + hex.EncodeToString(h.Sum(nil))
+}
+
 // Value layout, little endian:
 //
-//	byte 0     format version (1)
+//	byte 0     format version: 1, or 2 for the logits of an input the
+//	           model truncated (the same layout; see EncodeRow)
 //	byte 1-2   k, the number of logits
 //	byte 3-10  the first 8 bytes of the fingerprint (hex-decoded), a second guard
 //	then k float32
 const (
 	formatVersion = 1
-	headerLen     = 11
+	// formatTruncated marks an input cut to the model's max length. A
+	// server that predates it reads such a value as corrupt and scores
+	// the input again: safe in a rolling upgrade.
+	formatTruncated = 2
+	headerLen       = 11
 )
 
 // ErrCorrupt marks a value that must not be used.
@@ -49,8 +71,16 @@ func fpTag(fingerprint string) [8]byte {
 
 // Encode packs one text's logits.
 func Encode(fingerprint string, logits []float32) []byte {
+	return EncodeRow(fingerprint, logits, false)
+}
+
+// EncodeRow packs one input's logits and whether the model truncated it.
+func EncodeRow(fingerprint string, logits []float32, truncated bool) []byte {
 	b := make([]byte, headerLen+4*len(logits))
 	b[0] = formatVersion
+	if truncated {
+		b[0] = formatTruncated
+	}
 	binary.LittleEndian.PutUint16(b[1:3], uint16(len(logits)))
 	tag := fpTag(fingerprint)
 	copy(b[3:11], tag[:])
@@ -63,10 +93,21 @@ func Encode(fingerprint string, logits []float32) []byte {
 // Decode unpacks a value written by Encode for the same fingerprint and k
 // labels; anything else is ErrCorrupt.
 func Decode(fingerprint string, k int, b []byte) ([]float32, error) {
+	row, _, err := DecodeRow(fingerprint, k, b)
+	return row, err
+}
+
+// DecodeRow is Decode, also saying whether the input was truncated.
+func DecodeRow(fingerprint string, k int, b []byte) ([]float32, bool, error) {
+	row, err := decode(fingerprint, k, b)
+	return row, err == nil && b[0] == formatTruncated, err
+}
+
+func decode(fingerprint string, k int, b []byte) ([]float32, error) {
 	switch {
 	case len(b) < headerLen:
 		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(b))
-	case b[0] != formatVersion:
+	case b[0] != formatVersion && b[0] != formatTruncated:
 		return nil, fmt.Errorf("%w: format version %d", ErrCorrupt, b[0])
 	case int(binary.LittleEndian.Uint16(b[1:3])) != k:
 		return nil, fmt.Errorf("%w: %d logits, the model has %d labels", ErrCorrupt, binary.LittleEndian.Uint16(b[1:3]), k)

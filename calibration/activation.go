@@ -35,3 +35,36 @@ func Argmax[T float32 | float64](row []T) int {
 	}
 	return best
 }
+
+// Sigmoid returns sigmoid(z_j / t) per element in float64, each from the
+// side that cannot overflow: the score of a multi-label (or one-logit)
+// model, as transformers' pipeline and TEI give it. Like Softmax, it is
+// the one sigmoid of Chorus.
+func Sigmoid[T float32 | float64](z []T, t float64) []float64 {
+	out := make([]float64, len(z))
+	for j, v := range z {
+		out[j] = sigmoid(float64(v) / t)
+	}
+	return out
+}
+
+// ActivationNone leaves (temperature-divided) logits as the scores, as
+// transformers' pipeline does for regression heads.
+const ActivationNone Activation = "none"
+
+// Scores turns one row of logits into scores with act (softmax, sigmoid
+// or none; "" reads as softmax), after dividing by the temperature t.
+func Scores[T float32 | float64](act Activation, z []T, t float64) []float64 {
+	switch act {
+	case ActivationSigmoid:
+		return Sigmoid(z, t)
+	case ActivationNone:
+		out := make([]float64, len(z))
+		for j, v := range z {
+			out[j] = float64(v) / t
+		}
+		return out
+	default:
+		return Softmax(z, t)
+	}
+}

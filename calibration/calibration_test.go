@@ -163,3 +163,23 @@ func TestMatchesNumPyAndSciPy(t *testing.T) {
 		}
 	}
 }
+
+func TestScores(t *testing.T) {
+	z := []float32{-800, 0, 2, 800}
+	s := Sigmoid(z, 2)
+	want := []float64{0, 0.5, 1 / (1 + math.Exp(-1)), 1}
+	for j := range s {
+		if math.Abs(s[j]-want[j]) > 1e-12 || math.IsNaN(s[j]) {
+			t.Errorf("sigmoid(%v/2) = %v, want %v", z[j], s[j], want[j])
+		}
+	}
+	if got := Scores(ActivationNone, z, 2); got[2] != 1 || got[3] != 400 {
+		t.Errorf("none divides by the temperature only: %v", got)
+	}
+	sm, sc := Softmax(z[:3], 1), Scores("", z[:3], 1)
+	for j := range sm {
+		if sm[j] != sc[j] {
+			t.Errorf("the empty activation is softmax: %v vs %v", sc, sm)
+		}
+	}
+}

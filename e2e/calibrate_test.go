@@ -14,6 +14,7 @@ import (
 
 	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/internal/proctest"
+	"github.com/chorusml/chorus/protocol"
 )
 
 func readCalibration(t *testing.T, path string) calibration.File {
@@ -112,7 +113,7 @@ func TestCalibrateModelAndServeIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var md struct{ Parameters map[string]any }
+	var md protocol.ModelMetadataResponse
 	json.NewDecoder(resp.Body).Decode(&md)
 	resp.Body.Close()
 	if got, _ := md.Parameters["temperature"].(float64); math.Abs(got-lf.Temperature) > 1e-12 {

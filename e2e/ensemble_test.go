@@ -13,6 +13,7 @@ import (
 
 	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/internal/proctest"
+	"github.com/chorusml/chorus/protocol"
 )
 
 func closedPort(t *testing.T) string {
@@ -66,7 +67,6 @@ func TestEnsemblesAndTemperature(t *testing.T) {
 	p := start(t, "serve", "--config", cfg)
 	p.waitReady(30 * time.Second)
 	ra, rb := reference(t, "testdata/models/sst2-tiny-a"), reference(t, "testdata/models/sst2-tiny-b")
-	texts, _ := json.Marshal(ra.TextList())
 	n := len(ra.Texts)
 
 	type out struct {
@@ -75,29 +75,39 @@ func TestEnsemblesAndTemperature(t *testing.T) {
 		Data       []float64
 		Parameters map[string]any
 	}
+	// v2 asks for outputs through protocol's V2 client; numbers and
+	// parameters are read as plain JSON values for the comparisons.
 	v2 := func(model string, outputs ...string) (map[string]out, map[string]any) {
 		t.Helper()
-		var names []string
-		for _, o := range outputs {
-			names = append(names, fmt.Sprintf(`{"name": %q}`, o))
+		req, err := protocol.TextRequest("", ra.TextList(), outputs...)
+		if err != nil {
+			t.Fatal(err)
 		}
-		body := fmt.Sprintf(`{"inputs": [{"name": "input-0", "shape": [%d], "datatype": "BYTES", "data": %s}], "outputs": [%s]}`, n, texts, strings.Join(names, ","))
-		status, b := post(t, p.URL+"/v2/models/"+model+"/infer", body)
+		body, _ := json.Marshal(req)
+		status, b := post(t, p.URL+"/v2/models/"+model+"/infer", string(body))
 		if status != 200 {
 			t.Fatalf("%s: %d %s", model, status, b)
 		}
-		var resp struct {
-			Parameters map[string]any
-			Outputs    []out
-		}
-		if err := json.Unmarshal(b, &resp); err != nil {
+		resp, err := protocol.DecodeResponse(b)
+		if err != nil {
 			t.Fatal(err)
+		}
+		plain := func(raw map[string]json.RawMessage) map[string]any {
+			out := map[string]any{}
+			for k, v := range raw {
+				var x any
+				_ = json.Unmarshal(v, &x)
+				out[k] = x
+			}
+			return out
 		}
 		m := map[string]out{}
 		for _, o := range resp.Outputs {
-			m[o.Name] = o
+			var data []float64
+			_ = json.Unmarshal(o.Data, &data) // BYTES outputs stay empty here
+			m[o.Name] = out{Name: o.Name, Shape: o.Shape, Data: data, Parameters: plain(o.Parameters)}
 		}
-		return m, resp.Parameters
+		return m, plain(resp.Parameters)
 	}
 	near := func(what string, got []float64, want [][]float64) {
 		t.Helper()

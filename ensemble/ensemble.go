@@ -23,7 +23,8 @@ type Combine string
 const (
 	// MeanLogits averages logits with the members' weights (the default).
 	MeanLogits Combine = "mean_logits"
-	// MeanProbs averages probabilities; the ensemble's logits are their logs.
+	// MeanProbs averages the members' scores (softmax, or the sigmoid of
+	// multi-label members); the ensemble's logits map back to that average.
 	MeanProbs Combine = "mean_probs"
 	// MajorityVote weighs each member's label; the ensemble's logits are the
 	// logs of the vote shares (a share of 0 is floored at 1e-9 to stay finite).
@@ -52,6 +53,9 @@ type Ensemble struct {
 	MinMembers int
 	// Concurrency bounds members called at once (default: all).
 	Concurrency int
+	// Activation is the members' score function, which mean_probs averages
+	// (softmax when empty; see CombineScores).
+	Activation calibration.Activation
 }
 
 // Call predicts texts with member i (its own pool and cache).
@@ -76,6 +80,12 @@ type Result struct {
 // members that failed; a request error (bad input) or the client leaving
 // fails it at once.
 func (e *Ensemble) Predict(ctx context.Context, texts []string, call Call) (Result, error) {
+	return e.Run(ctx, func(ctx context.Context, i int) (protocol.Logits, error) { return call(ctx, i, texts) })
+}
+
+// Run is Predict for any input the caller holds (texts, text pairs): call
+// scores it with member i.
+func (e *Ensemble) Run(ctx context.Context, call func(ctx context.Context, i int) (protocol.Logits, error)) (Result, error) {
 	n := len(e.Members)
 	outs := make([]protocol.Logits, n)
 	errs := make([]error, n)
@@ -84,7 +94,7 @@ func (e *Ensemble) Predict(ctx context.Context, texts []string, call Call) (Resu
 	var mu sync.Mutex
 	for i := range e.Members {
 		g.Go(func() error {
-			l, err := call(gctx, i, texts)
+			l, err := call(gctx, i)
 			if err != nil {
 				mu.Lock()
 				errs[i] = err
@@ -115,7 +125,7 @@ func (e *Ensemble) Predict(ctx context.Context, texts []string, call Call) (Resu
 	if need := orDefault(e.MinMembers, n); len(res.Used) < need {
 		return Result{}, fmt.Errorf("%w: %d of %d ensemble members answered, %d needed (%s)", protocol.ErrUnavailable, len(res.Used), n, need, strings.Join(failures, "; "))
 	}
-	res.Logits = CombineLogits(e.Combine, res.Used)
+	res.Logits = CombineScores(e.Combine, e.Activation, res.Used)
 	return res, nil
 }
 
@@ -142,8 +152,17 @@ func permute(l protocol.Logits, perm []int) protocol.Logits {
 }
 
 // CombineLogits combines members' logits (already in ensemble label order)
-// with their weights, renormalised over the members given.
+// with their weights, renormalised over the members given, for softmax
+// models.
 func CombineLogits(c Combine, used []Used) protocol.Logits {
+	return CombineScores(c, calibration.ActivationSoftmax, used)
+}
+
+// CombineScores is CombineLogits for members scored with act. mean_probs
+// averages act's scores and returns logits that act maps back to that
+// average: the logs of a softmax average, the log-odds of a sigmoid one,
+// the average itself when act is none.
+func CombineScores(c Combine, act calibration.Activation, used []Used) protocol.Logits {
 	total := 0.0
 	for _, u := range used {
 		total += u.Weight
@@ -157,7 +176,7 @@ func CombineLogits(c Combine, used []Used) protocol.Logits {
 			row := u.Logits[i]
 			switch c {
 			case MeanProbs:
-				for j, p := range calibration.Softmax(row, 1) {
+				for j, p := range calibration.Scores(act, row, 1) {
 					acc[j] += w * p
 				}
 			case MajorityVote:
@@ -170,7 +189,12 @@ func CombineLogits(c Combine, used []Used) protocol.Logits {
 		}
 		r := make([]float32, k)
 		for j, v := range acc {
-			if c == MeanProbs || c == MajorityVote {
+			switch {
+			case c == MeanProbs && act == calibration.ActivationSigmoid:
+				v = math.Max(v, 1e-9)
+				v = math.Log(v) - math.Log(math.Max(1-v, 1e-9))
+			case c == MeanProbs && act == calibration.ActivationNone:
+			case c == MeanProbs || c == MajorityVote:
 				v = math.Log(math.Max(v, 1e-9))
 			}
 			r[j] = float32(v)

@@ -92,3 +92,23 @@ func TestMinMembersAndFailures(t *testing.T) {
 		t.Errorf("a request error must fail the request as such: %v", err)
 	}
 }
+
+// A sigmoid ensemble's mean_probs averages each label's sigmoid, and its
+// logits are log-odds that the sigmoid maps back to that average (the
+// softmax logs would not: labels are independent).
+func TestCombineSigmoidMeanProbs(t *testing.T) {
+	a := Used{Name: "a", Weight: 1, Logits: protocol.Logits{{2, -1, 0}}}
+	b := Used{Name: "b", Weight: 3, Logits: protocol.Logits{{-2, 4, 0.5}}}
+	got := CombineScores(MeanProbs, calibration.ActivationSigmoid, []Used{a, b})[0]
+	back := calibration.Sigmoid(got, 1)
+	sa, sb := calibration.Sigmoid(a.Logits[0], 1), calibration.Sigmoid(b.Logits[0], 1)
+	for j := range got {
+		if want := 0.25*sa[j] + 0.75*sb[j]; math.Abs(back[j]-want) > 1e-6 {
+			t.Errorf("label %d: sigmoid(combined) %v, want the mean sigmoid %v", j, back[j], want)
+		}
+	}
+	none := CombineScores(MeanProbs, calibration.ActivationNone, []Used{a, b})[0]
+	if math.Abs(float64(none[1])-(0.25*-1+0.75*4)) > 1e-6 {
+		t.Errorf("activation none averages the raw scores: %v", none)
+	}
+}

@@ -6,12 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chorusml/chorus/cache"
 	"github.com/chorusml/chorus/protocol"
@@ -38,6 +38,9 @@ type cacheResult struct {
 	used bool // the cache was consulted
 	hits int  // texts answered from the cache
 	n    int
+	// truncated are the indices of the inputs the model cut to its max
+	// length, whether scored now or when cached.
+	truncated []int
 }
 
 // header is the X-Chorus-Cache value: hit, miss or partial.
@@ -62,30 +65,60 @@ type cacheCounters struct {
 // miss sets share one call (singleflight). The cache fails open: a store
 // error makes every text a miss, never a failed request.
 func (s *Scorer) cached(ctx context.Context, m *Model, v *Version, texts []string, useCache bool) (protocol.Logits, cacheResult, error) {
-	res := cacheResult{n: len(texts)}
+	return cachedRows(ctx, s, m, v, texts, useCache,
+		func(fp, t string) string { return cache.Key(s.cacheOpts.Namespace, m.name, fp, t) },
+		func(ctx context.Context, v *Version, texts []string) (protocol.Logits, []int, error) {
+			return withTruncation(ctx, func(ctx context.Context) (protocol.Logits, error) { return m.Predict(ctx, v, texts) })
+		})
+}
+
+// withTruncation runs one backend call with a fresh truncation record
+// (refusing when the request's does) and returns the indices it cut.
+func withTruncation(ctx context.Context, call func(context.Context) (protocol.Logits, error)) (protocol.Logits, []int, error) {
+	rec := &protocol.Truncation{Refuse: protocol.TruncationFrom(ctx).Refusing()}
+	l, err := call(protocol.WithTruncation(ctx, rec))
+	return l, rec.Cut(), err
+}
+
+// rowPredict scores inputs on a version and says which it truncated.
+type rowPredict[T any] func(context.Context, *Version, []T) (protocol.Logits, []int, error)
+
+// cachedRows is cached for any kind of input (texts, text pairs): key
+// names an input's cache entry, predict scores inputs on v.
+func cachedRows[T comparable](ctx context.Context, s *Scorer, m *Model, v *Version, inputs []T, useCache bool,
+	key func(fp string, in T) string, predict rowPredict[T]) (protocol.Logits, cacheResult, error) {
+	res := cacheResult{n: len(inputs)}
 	store := s.cacheOpts.Store
-	if store == nil || !useCache || m.cache.Off {
-		logits, err := m.Predict(ctx, v, texts)
+	// A request that refuses over-length inputs is scored afresh: the
+	// backend refuses, naming the request's own index.
+	if store == nil || !useCache || m.cache.Off || protocol.TruncationFrom(ctx).Refusing() {
+		logits, cut, err := predict(ctx, v, inputs)
+		res.truncated = cut
 		return logits, res, err
 	}
 	res.used = true
 	fp := v.Fingerprint()
 	k := len(m.meta.Labels)
 
-	// One key per distinct text: a batch may repeat itself.
-	keyOf := make([]string, len(texts))
+	// One key per distinct input: a batch may repeat itself.
+	keyOf := make([]string, len(inputs))
 	index := map[string]int{}
-	var keys, keyTexts []string // distinct keys, and the text of each
-	for i, t := range texts {
-		key := cache.Key(s.cacheOpts.Namespace, m.name, fp, t)
+	var keys []string
+	var keyInputs []T // distinct keys, and the input of each
+	for i, in := range inputs {
+		key := key(fp, in)
 		keyOf[i] = key
 		if _, seen := index[key]; !seen {
 			index[key] = len(keys)
-			keys, keyTexts = append(keys, key), append(keyTexts, t)
+			keys, keyInputs = append(keys, key), append(keyInputs, in)
 		}
 	}
 	found := make([][]float32, len(keys))
-	lctx, span := s.tracer.Start(ctx, "chorus.cache.lookup", trace.WithAttributes(attribute.Int("chorus.cache.keys", len(keys))))
+	cut := make([]bool, len(keys))
+	lctx, span := s.tracer.Start(ctx, "chorus.cache.lookup")
+	if span.IsRecording() { // attributes cost allocations on every hit; build them only for a span that keeps them
+		span.SetAttributes(attribute.Int("chorus.cache.keys", len(keys)))
+	}
 	vals, err := store.Get(lctx, keys)
 	endSpan(span, err)
 	if err != nil {
@@ -97,53 +130,64 @@ func (s *Scorer) cached(ctx context.Context, m *Model, v *Version, texts []strin
 		if b == nil {
 			continue
 		}
-		row, err := cache.Decode(fp, k, b)
+		row, truncated, err := cache.DecodeRow(fp, k, b)
 		if err != nil {
 			corrupt = append(corrupt, keys[i])
 			continue
 		}
-		found[i] = row
+		found[i], cut[i] = row, truncated
 	}
 	if len(corrupt) > 0 {
 		s.cacheStats.corrupt.Add(uint64(len(corrupt)))
 		store.Delete(corrupt)
 	}
 
-	var missTexts, missKeys []string
+	var missInputs []T
+	var missKeys []string
 	missed := make([]bool, len(keys))
 	for i, key := range keys {
 		if found[i] == nil {
 			missed[i] = true
 			missKeys = append(missKeys, key)
-			missTexts = append(missTexts, keyTexts[i])
+			missInputs = append(missInputs, keyInputs[i])
 		}
 	}
 	s.cacheStats.hits.Add(uint64(len(keys) - len(missKeys)))
 	s.cacheStats.misses.Add(uint64(len(missKeys)))
 	if len(missKeys) > 0 {
-		rows, err := s.fill(ctx, m, v, missTexts, missKeys, fp)
+		rows, err := fill(ctx, s, m, v, missInputs, missKeys, fp, predict)
 		if err != nil {
 			return nil, res, err
 		}
 		for j, key := range missKeys {
-			found[index[key]] = rows[j]
+			found[index[key]] = rows.logits[j]
+		}
+		for _, j := range rows.cut {
+			cut[index[missKeys[j]]] = true
 		}
 	}
-	out := make(protocol.Logits, len(texts))
+	out := make(protocol.Logits, len(inputs))
 	for i, key := range keyOf {
 		j := index[key]
 		out[i] = found[j]
 		if !missed[j] {
 			res.hits++
 		}
+		if cut[j] {
+			res.truncated = append(res.truncated, i)
+		}
 	}
 	return out, res, nil
 }
 
-// fill computes the missing texts once for every concurrent request that
+// fill computes the missing inputs once for every concurrent request that
 // misses the same set, and writes them to the store.
-func (s *Scorer) fill(ctx context.Context, m *Model, v *Version, texts, keys []string, fp string) (l protocol.Logits, err error) {
-	ctx, span := s.tracer.Start(ctx, "chorus.cache.fill", trace.WithAttributes(attribute.Int("chorus.cache.misses", len(keys))))
+func fill[T any](ctx context.Context, s *Scorer, m *Model, v *Version, inputs []T, keys []string, fp string,
+	predict rowPredict[T]) (r filled, err error) {
+	ctx, span := s.tracer.Start(ctx, "chorus.cache.fill")
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("chorus.cache.misses", len(keys)))
+	}
 	defer func() { endSpan(span, err) }()
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s", m.name, v.Name, strings.Join(keys, "\x00"))
@@ -151,26 +195,33 @@ func (s *Scorer) fill(ctx context.Context, m *Model, v *Version, texts, keys []s
 	ch := s.flights.DoChan(flightKey, func() (any, error) {
 		// The call outlives any one caller: others may be waiting on it.
 		// The pool's own budget bounds it. It keeps the leader's trace.
-		logits, err := m.Predict(context.WithoutCancel(ctx), v, texts)
+		logits, cut, err := predict(context.WithoutCancel(ctx), v, inputs)
 		if err != nil {
 			return nil, err
 		}
 		entries := make(map[string][]byte, len(keys))
 		for i, key := range keys {
-			entries[key] = cache.Encode(fp, logits[i])
+			entries[key] = cache.EncodeRow(fp, logits[i], slices.Contains(cut, i))
 		}
 		s.cacheOpts.Store.Set(entries, cmp.Or(m.cache.TTL, s.cacheOpts.TTL))
-		return logits, nil
+		return filled{logits: logits, cut: cut}, nil
 	})
 	select {
 	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for the backend: %w", ctx.Err())
+		return filled{}, fmt.Errorf("waiting for the backend: %w", ctx.Err())
 	case r := <-ch:
 		if r.Err != nil {
-			return nil, r.Err
+			return filled{}, r.Err
 		}
-		return r.Val.(protocol.Logits), nil
+		return r.Val.(filled), nil
 	}
+}
+
+// filled is what one backend call for the misses returned: their logits
+// and the indices (among them) it truncated.
+type filled struct {
+	logits protocol.Logits
+	cut    []int
 }
 
 // CacheStats are the gateway's cache counters.

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/ensemble"
 	"github.com/chorusml/chorus/protocol"
 )
@@ -82,14 +83,21 @@ func NewCascade(o CascadeOptions) (*Cascade, error) {
 	} else {
 		ref = "the registry's labels"
 	}
+	act := activationOf(o.Stages[0].Servable)
+	if act == calibration.ActivationNone {
+		return nil, fmt.Errorf("cascade %s: stage %s has activation none: its scores are no probabilities to be sure by", o.Name, o.Stages[0].Servable.Name())
+	}
 	c := &Cascade{name: o.Name, skipFailed: o.SkipFailed, answers: o.Answers,
-		scoring: Scoring{Mode: o.Mode, Temperature: 1}}
+		scoring: Scoring{Mode: o.Mode, Temperature: 1, Activation: act}}
 	h := sha256.New()
 	fmt.Fprintf(h, "cascade\nskip_failed=%v\n", o.SkipFailed)
 	for i, st := range o.Stages {
 		last := i == len(o.Stages)-1
 		if !last && !(st.MinConfidence > 0 && st.MinConfidence <= 1) {
 			return nil, fmt.Errorf("cascade %s: stage %s: min_confidence %v: want (0, 1]", o.Name, st.Servable.Name(), st.MinConfidence)
+		}
+		if a := activationOf(st.Servable); a != act {
+			return nil, fmt.Errorf("cascade %s: stage %s scores with %s, stage %s with %s: stages must share an activation", o.Name, st.Servable.Name(), a, o.Stages[0].Servable.Name(), act)
 		}
 		perm, err := ensemble.Permutation(st.Servable.Metadata().Labels, labels, st.LabelMap)
 		if err != nil {
@@ -104,7 +112,7 @@ func NewCascade(o CascadeOptions) (*Cascade, error) {
 		}
 		fmt.Fprintf(h, "stage=%s fp=%s min=%v perm=%v t=%v cal=%s\n", st.Servable.Name(), st.Servable.Metadata().Fingerprint, st.MinConfidence, perm, sc.Temperature, cal)
 	}
-	c.meta = protocol.ModelMetadata{Labels: labels, Fingerprint: hex.EncodeToString(h.Sum(nil)), Platform: "chorus_cascade"}
+	c.meta = protocol.ModelMetadata{Labels: labels, Fingerprint: hex.EncodeToString(h.Sum(nil)), Platform: "chorus_cascade", Activation: string(act)}
 	return c, nil
 }
 
@@ -216,15 +224,17 @@ func (c *Cascade) predict(ctx context.Context, s *Scorer, _ *Version, texts []st
 			}
 			return prediction{cache: total}, fmt.Errorf("cascade %s: stage %s: %w", c.name, st.s.Name(), err)
 		}
-		r := newRender(st.s.Scoring(), nil)
+		r := newRender(st.s, nil)
 		var next []int
 		for j, i := range pending {
-			row := r.calibrated(permute(p.logits[j], st.perm))
-			if !last && float64(maxOf(softmax(row, 1))) < st.min {
+			// The stage's own scores (its calibration, its activation)
+			// decide; calibrating before reordering keeps a per-label
+			// calibrator on its own labels.
+			if !last && float64(maxOf(r.probs(p.logits[j]))) < st.min {
 				next = append(next, i)
 				continue
 			}
-			out[i], res.stageOf[i] = row, si
+			out[i], res.stageOf[i] = permute(r.calibrated(p.logits[j]), st.perm), si
 		}
 		pending = next
 	}
@@ -252,6 +262,18 @@ func (c *Cascade) stagePredict(ctx context.Context, s *Scorer, st cascadeStage, 
 		err = fmt.Errorf("%w: %d rows for %d texts", protocol.ErrBadGateway, len(p.logits), len(texts))
 	}
 	return p, err
+}
+
+// activationOf is the activation a servable's scores use (softmax when it
+// does not say).
+func activationOf(m Servable) calibration.Activation {
+	if a := m.Scoring().Activation; a != "" {
+		return a
+	}
+	if a := calibration.Activation(m.Metadata().Activation); a != "" {
+		return a
+	}
+	return calibration.ActivationSoftmax
 }
 
 // permute reorders a stage's row into the cascade's label order.
@@ -348,6 +370,8 @@ func withCascadeOutputs(m Servable, out []protocol.TensorMetadata) []protocol.Te
 type CascadeScores struct {
 	Labels []string
 	Stages []string
+	// Activation the stages share (softmax, sigmoid).
+	Activation string
 	// MinConfidence of each stage (the last one's is 0).
 	MinConfidence []float64
 	// Calibrated[s][i] is stage s's calibrated logits for text i.
@@ -365,16 +389,16 @@ func (s *Scorer) CascadeScores(ctx context.Context, r *Registry, name string, te
 	if !ok {
 		return CascadeScores{}, fmt.Errorf("%w: %q is not a cascade", protocol.ErrInvalidInput, name)
 	}
-	out := CascadeScores{Labels: c.meta.Labels, Stages: c.StageNames()}
+	out := CascadeScores{Labels: c.meta.Labels, Stages: c.StageNames(), Activation: string(c.scoring.Activation)}
 	for _, st := range c.stages {
 		p, err := c.stagePredict(ctx, s, st, texts, false)
 		if err != nil {
 			return CascadeScores{}, fmt.Errorf("cascade %s: stage %s: %w", c.name, st.s.Name(), err)
 		}
-		r := newRender(st.s.Scoring(), nil)
+		r := newRender(st.s, nil)
 		cal := make(protocol.Logits, len(texts))
 		for i, row := range p.logits {
-			cal[i] = r.calibrated(permute(row, st.perm))
+			cal[i] = permute(r.calibrated(row), st.perm)
 		}
 		out.Calibrated = append(out.Calibrated, cal)
 		out.MinConfidence = append(out.MinConfidence, st.min)

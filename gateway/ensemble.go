@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -75,11 +76,20 @@ func NewEnsemble(o EnsembleOptions) (*Ensemble, error) {
 		e.members = append(e.members, mem.Model)
 		fmt.Fprintf(h, "member=%s fp=%s weight=%v perm=%v\n", mem.Model.Name(), mem.Model.meta.Fingerprint, mem.Weight, perm)
 	}
-	e.meta = protocol.ModelMetadata{Labels: labels, Fingerprint: hex.EncodeToString(h.Sum(nil)), Platform: "chorus_ensemble"}
+	// mean_probs averages the members' scores: they must be one kind.
+	act := o.Members[0].Model.scoring.Activation
+	for _, mem := range o.Members[1:] {
+		if a := mem.Model.scoring.Activation; a != act && o.Combine == ensemble.MeanProbs {
+			return nil, fmt.Errorf("ensemble %s: mean_probs over member %s scored with %s and member %s with %s", o.Name, o.Members[0].Model.Name(), act, mem.Model.Name(), a)
+		}
+	}
+	e.ens.Activation = act
+	e.meta = protocol.ModelMetadata{Labels: labels, Fingerprint: hex.EncodeToString(h.Sum(nil)), Platform: "chorus_ensemble", Activation: string(act)}
 	var err error
 	if e.scoring, err = o.Calibration.apply(o.Scoring, e.meta); err != nil {
 		return nil, fmt.Errorf("ensemble %s: %w", o.Name, err)
 	}
+	e.meta.Activation = string(e.scoring.Activation)
 	return e, nil
 }
 
@@ -128,9 +138,17 @@ func (e *Ensemble) Close() error { return nil }
 // (so changing an ensemble's weights or temperature needs no flush), and
 // combines what answered.
 func (e *Ensemble) predict(ctx context.Context, s *Scorer, _ *Version, texts []string, useCache bool) (prediction, error) {
+	return e.fanOut(ctx, s, len(texts), func(ctx context.Context, mem *Model, mv *Version) (protocol.Logits, cacheResult, error) {
+		return s.cached(ctx, mem, mv, texts, useCache)
+	})
+}
+
+// fanOut asks every member for n rows with score and combines what
+// answered.
+func (e *Ensemble) fanOut(ctx context.Context, s *Scorer, n int, score func(context.Context, *Model, *Version) (protocol.Logits, cacheResult, error)) (prediction, error) {
 	var mu sync.Mutex
 	total := cacheResult{}
-	res, err := e.ens.Predict(ctx, texts, func(ctx context.Context, i int, texts []string) (l protocol.Logits, err error) {
+	res, err := e.ens.Run(ctx, func(ctx context.Context, i int) (l protocol.Logits, err error) {
 		mem := e.members[i]
 		ctx, span := s.tracer.Start(ctx, "chorus.ensemble.member", trace.WithAttributes(attribute.String("chorus.model", mem.Name())))
 		defer func() { endSpan(span, err) }()
@@ -138,17 +156,24 @@ func (e *Ensemble) predict(ctx context.Context, s *Scorer, _ *Version, texts []s
 		if err != nil {
 			return nil, err
 		}
-		l, cr, err := s.cached(ctx, mem, mv, texts, useCache)
+		l, cr, err := score(ctx, mem, mv)
 		mu.Lock()
 		total.used = total.used || cr.used
 		total.hits += cr.hits
-		total.n += len(texts)
+		total.n += n
+		// Members see the same inputs: an input any member cut was cut.
+		for _, i := range cr.truncated {
+			if !slices.Contains(total.truncated, i) {
+				total.truncated = append(total.truncated, i)
+			}
+		}
 		mu.Unlock()
 		return l, err
 	})
 	if err != nil {
 		return prediction{}, fmt.Errorf("ensemble %s: %w", e.name, err)
 	}
+	slices.Sort(total.truncated)
 	p := prediction{logits: res.Logits, cache: total, failed: res.Failed, ensemble: true}
 	for _, u := range res.Used {
 		p.members = append(p.members, memberResult{Name: u.Name, Weight: u.Weight, Logits: u.Logits})

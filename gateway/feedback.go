@@ -83,7 +83,7 @@ func (s *Server) v2Feedback(c *gin.Context) {
 			s.abort(c, err)
 			return
 		}
-		r := newRender(m.Scoring(), nil)
+		r := newRender(m, nil)
 		for _, row := range p.logits {
 			scored = append(scored, r.calibrated(row))
 		}

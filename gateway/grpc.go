@@ -243,7 +243,7 @@ func (g *grpcService) ModelInfer(ctx context.Context, in *oippb.ModelInferReques
 	_, span := g.s.tracer.Start(ctx, "chorus.decode")
 	req, raw, err := decodeGRPCInfer(in)
 	if err == nil {
-		err = g.s.checkTexts(req.Texts)
+		err = g.s.checkInputs(req.Texts, req.Pairs)
 	}
 	endSpan(span, err)
 	if err != nil {
@@ -256,7 +256,7 @@ func (g *grpcService) ModelInfer(ctx context.Context, in *oippb.ModelInferReques
 			useCache = false
 		}
 	}
-	resp, cr, err := g.s.inferV2(ctx, m, v, req, useCache)
+	resp, cr, err := g.s.inferV2(refuseTruncation(ctx, req.Truncate), m, v, req, useCache)
 	if err != nil {
 		return nil, err
 	}

@@ -52,13 +52,30 @@ func decodeGRPCInfer(in *oippb.ModelInferRequest) (req protocol.V2Request, raw b
 	if err := protocol.CheckTextShape(name, t.GetShape(), len(texts)); err != nil {
 		return req, false, err
 	}
-	req = protocol.V2Request{ID: in.GetId(), Texts: texts}
-	if p, ok := in.GetParameters()["cache"]; ok {
-		b, isBool := p.GetParameterChoice().(*oippb.InferParameter_BoolParam)
-		if !isBool {
-			return req, false, fmt.Errorf("%w: parameters.cache is not a bool_param", protocol.ErrInvalidInput)
+	texts, pairs, err := protocol.SplitRows(name, t.GetShape(), texts)
+	if err != nil {
+		return req, false, err
+	}
+	req = protocol.V2Request{ID: in.GetId(), Texts: texts, Pairs: pairs}
+	params := in.GetParameters()
+	for _, b := range []struct {
+		name string
+		dst  **bool
+	}{{"cache", &req.Cache}, {"truncate", &req.Truncate}} {
+		if p, ok := params[b.name]; ok {
+			v, isBool := p.GetParameterChoice().(*oippb.InferParameter_BoolParam)
+			if !isBool {
+				return req, false, fmt.Errorf("%w: parameters.%s is not a bool_param", protocol.ErrInvalidInput, b.name)
+			}
+			*b.dst = &v.BoolParam
 		}
-		req.Cache = &b.BoolParam
+	}
+	if p, ok := params["top_k"]; ok {
+		v, isInt := p.GetParameterChoice().(*oippb.InferParameter_Int64Param)
+		if !isInt || v.Int64Param <= 0 || v.Int64Param > 1<<31 {
+			return req, false, fmt.Errorf("%w: parameters.top_k is not a positive int64_param", protocol.ErrInvalidInput)
+		}
+		req.TopK = int(v.Int64Param)
 	}
 	for i, o := range in.GetOutputs() {
 		if !slices.Contains(v2OutputNames, o.GetName()) {

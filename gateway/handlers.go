@@ -67,20 +67,22 @@ func (s *Server) v1Predict(c *gin.Context) {
 		req, err = protocol.DecodeV1(body)
 	}
 	if err == nil {
-		err = s.checkTexts(req.Instances)
+		err = s.checkInputs(req.Instances, req.Pairs)
 	}
 	endSpan(span, err)
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	p, err := s.scorer.Predict(s.requestContext(c), m, v, req.Instances, wantCache(c, req.Cache))
+	ctx := refuseTruncation(s.requestContext(c), req.Truncate)
+	p, err := s.predictInputs(ctx, m, v, req.Instances, req.Pairs, wantCache(c, req.Cache))
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
 	setCacheHeader(c, p.cache)
-	r := newRender(m.Scoring(), p.members)
+	r := newRender(m, p.members)
+	r.topK = req.TopK
 	s.monitor.answered(m.Name(), r, p.logits, requestID(c))
 	resp := protocol.V1Response{Predictions: r.v1Predictions(p.logits, req.Output)}
 	if p.ensemble {
@@ -95,6 +97,7 @@ func (s *Server) v1Predict(c *gin.Context) {
 	if p.windows != nil {
 		resp.Parameters = map[string]any{"windows": p.windows}
 	}
+	resp.Parameters = s.truncationParameters(resp.Parameters, m.Name(), p)
 	c.JSON(http.StatusOK, resp)
 }
 
@@ -126,7 +129,7 @@ func (s *Server) v2ModelMetadata(c *gin.Context) {
 		Inputs:   []protocol.TensorMetadata{{Name: "input-0", Datatype: protocol.DatatypeBYTES, Shape: []int64{-1}}},
 		Outputs:  withCascadeOutputs(m, outputsMetadata(sc.Mode, len(meta.Labels), isEnsemble(m))),
 		Parameters: map[string]any{"labels": meta.Labels, "fingerprint": meta.Fingerprint,
-			"temperature": sc.Temperature},
+			"temperature": sc.Temperature, "activation": string(sc.Activation), "threshold": sc.Threshold},
 	}
 	if sc.Calibrator != nil {
 		resp.Parameters["calibration"] = string(sc.Calibrator.Kind())
@@ -147,14 +150,14 @@ func (s *Server) v2Infer(c *gin.Context) {
 		req, err = decodeV2HTTP(c, body)
 	}
 	if err == nil {
-		err = s.checkTexts(req.Texts)
+		err = s.checkInputs(req.Texts, req.Pairs)
 	}
 	endSpan(span, err)
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	resp, cr, err := s.inferV2(s.requestContext(c), m, v, req, wantCache(c, req.Cache))
+	resp, cr, err := s.inferV2(refuseTruncation(s.requestContext(c), req.Truncate), m, v, req, wantCache(c, req.Cache))
 	if err != nil {
 		s.abort(c, err)
 		return

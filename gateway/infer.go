@@ -24,7 +24,7 @@ func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protoc
 	if err := checkCascadeOutputs(m, req.Outputs); err != nil {
 		return protocol.InferResponse{}, cacheResult{}, err
 	}
-	p, err := s.scorer.Predict(ctx, m, v, req.Texts, useCache)
+	p, err := s.predictInputs(ctx, m, v, req.Texts, req.Pairs, useCache)
 	if err != nil {
 		return protocol.InferResponse{}, p.cache, err
 	}
@@ -32,7 +32,8 @@ func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protoc
 	if id == "" {
 		id = uuid.NewString()
 	}
-	r := newRender(m.Scoring(), p.members)
+	r := newRender(m, p.members)
+	r.topK = req.TopK
 	s.monitor.answered(m.Name(), r, p.logits, protocol.RequestID(ctx), id)
 	resp := protocol.InferResponse{ModelName: m.Name(), ID: id, Outputs: r.v2Outputs(p.logits, req.Outputs)}
 	cascadeV2Outputs(resp.Outputs, p)
@@ -51,6 +52,7 @@ func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protoc
 			windowsV2Parameters(resp.Parameters, p.windows)
 		}
 	}
+	resp.Parameters = s.truncationParameters(resp.Parameters, m.Name(), p)
 	if v.Name != "" {
 		resp.ModelVersion = &v.Name
 	}

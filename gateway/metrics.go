@@ -20,6 +20,7 @@ type Metrics struct {
 	queueWait *prometheus.HistogramVec
 	queue     *prometheus.GaugeVec
 	runTime   *prometheus.HistogramVec
+	truncated *prometheus.CounterVec
 	reg       prometheus.Registerer
 }
 
@@ -43,11 +44,13 @@ func NewMetrics(reg prometheus.Registerer, version string) (*Metrics, error) {
 			Help: "Requests waiting in a model's batch queue."}, []string{"model"}),
 		runTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chorus_onnx_run_seconds",
 			Help: "ONNX Runtime time per run.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"model"}),
+		truncated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chorus_truncated_texts_total",
+			Help: "Texts (or text pairs) answered after being cut to the model's max length, cache hits included, by model."}, []string{"model"}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "chorus_build_info", Help: "Always 1; the labels say what is running.",
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
 	build.Set(1)
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight, m.batchSize, m.queueWait, m.queue, m.runTime, build} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight, m.batchSize, m.queueWait, m.queue, m.runTime, m.truncated, build} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

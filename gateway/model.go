@@ -30,8 +30,15 @@ const (
 type Scoring struct {
 	// Mode is the default output.
 	Mode Mode
-	// Temperature divides logits before every softmax (1: none; 0 is read
-	// as 1). For an ensemble it applies after combining.
+	// Activation turns (calibrated) logits into scores: softmax, sigmoid
+	// or none. Empty: the model's metadata Activation (transformers'
+	// pipeline default), else softmax.
+	Activation calibration.Activation
+	// Threshold is the score at or above which a label is in the labels
+	// output (0: 0.5).
+	Threshold float64
+	// Temperature divides logits before every activation (1: none; 0 is
+	// read as 1). For an ensemble it applies after combining.
 	Temperature float64
 	// Calibrator, when set, replaces the temperature: a fitted method
 	// other than one temperature (vector scaling), applied to the logits
@@ -55,6 +62,13 @@ var ErrCalibrationMismatch = errors.New("calibration file does not fit the model
 // apply checks the calibration against meta and returns the scoring to use.
 func (c Calibration) apply(s Scoring, meta protocol.ModelMetadata) (Scoring, error) {
 	s.Temperature = cmp.Or(s.Temperature, 1)
+	s.Threshold = cmp.Or(s.Threshold, DefaultThreshold)
+	s.Activation = cmp.Or(s.Activation, calibration.Activation(meta.Activation), calibration.ActivationSoftmax)
+	switch s.Activation {
+	case calibration.ActivationSoftmax, calibration.ActivationSigmoid, calibration.ActivationNone:
+	default:
+		return s, fmt.Errorf("activation %q: want softmax, sigmoid or none", s.Activation)
+	}
 	if c.File == nil {
 		return s, nil
 	}
@@ -62,21 +76,26 @@ func (c Calibration) apply(s Scoring, meta protocol.ModelMetadata) (Scoring, err
 	if err := cal.Validate(len(meta.Labels)); err != nil {
 		return s, fmt.Errorf("%w: %w", ErrCalibrationMismatch, err)
 	}
-	if cal.Act() != calibration.ActivationSoftmax {
-		return s, fmt.Errorf("%w: method %s calibrates sigmoid (multi-label) scores; this model is served with softmax", ErrCalibrationMismatch, cal.Kind())
+	if cal.Act() != s.Activation {
+		return s, fmt.Errorf("%w: method %s calibrates %s scores; this model is served with %s", ErrCalibrationMismatch, cal.Kind(), cal.Act(), s.Activation)
 	}
 	if err := c.File.CheckFor(meta.Fingerprint, meta.Labels); err != nil && !c.AllowMismatch {
 		return s, fmt.Errorf("%w: %w", ErrCalibrationMismatch, err)
 	}
 	if cal.Kind() == calibration.MethodTemperature {
-		// The temperature divides inside the float64 softmax, as it always
-		// has: the same bits as a registry temperature.
+		// The temperature divides inside the float64 activation, as it
+		// always has: the same bits as a registry temperature.
 		s.Temperature = cal.Temperature
 		return s, nil
 	}
 	s.Temperature, s.Calibrator = 1, &cal
 	return s, nil
 }
+
+// DefaultThreshold is the score at or above which a label is in the
+// labels output when the model sets none (transformers' multi-label
+// convention).
+const DefaultThreshold = 0.5
 
 // Version is one version of a model, served by a pool of replicas.
 type Version struct {
@@ -178,6 +197,9 @@ func NewModel(o ModelOptions) (*Model, error) {
 	if m.scoring, err = o.Calibration.apply(o.Scoring, m.meta); err != nil {
 		return nil, fmt.Errorf("model %s: %w", o.Name, err)
 	}
+	// Metadata reports what the model is served with, not only what its
+	// config.json suggests.
+	m.meta.Activation = string(m.scoring.Activation)
 	return m, nil
 }
 

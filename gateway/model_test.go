@@ -101,7 +101,7 @@ func TestCalibrationFiles(t *testing.T) {
 	if err != nil || m.Scoring().Calibrator == nil || m.Scoring().Temperature != 1 {
 		t.Fatalf("vector file: %+v %v", m.Scoring(), err)
 	}
-	r := newRender(m.Scoring(), nil)
+	r := newRender(m, nil)
 	got, want := r.probs([]float32{1, 1}), softmax([]float32{2, 1.5}, 1)
 	if got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("vector-scaled probabilities %v, want softmax(a·z+b) %v", got, want)
@@ -115,5 +115,18 @@ func TestCalibrationFiles(t *testing.T) {
 	}
 	if _, err := NewModel(ModelOptions{Name: "m", Versions: []*Version{v}, Calibration: file(calibration.TemperatureCalibrator(2), "x", "y")}); !errors.Is(err, ErrCalibrationMismatch) {
 		t.Errorf("file for other labels: %v", err)
+	}
+	// The same sigmoid file serves on the model served with a sigmoid:
+	// per-label temperatures, then a sigmoid per label.
+	m, err = NewModel(ModelOptions{Name: "m", Versions: []*Version{v}, Scoring: Scoring{Activation: calibration.ActivationSigmoid}, Calibration: file(sig, "a", "b")})
+	if err != nil {
+		t.Fatalf("sigmoid calibrator on a sigmoid model: %v", err)
+	}
+	got = newRender(m, nil).probs([]float32{2, 2})
+	if s := calibration.Sigmoid([]float64{2, 1}, 1); got[0] != float32(s[0]) || got[1] != float32(s[1]) {
+		t.Errorf("label-temperature sigmoid %v, want %v", got, s)
+	}
+	if _, err := NewModel(ModelOptions{Name: "m", Versions: []*Version{v}, Scoring: Scoring{Activation: "tanh"}}); err == nil {
+		t.Error("unknown activation accepted")
 	}
 }

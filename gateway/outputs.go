@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"strings"
 
 	"github.com/chorusml/chorus/calibration"
@@ -9,20 +10,29 @@ import (
 
 // v2OutputNames are the outputs a V2 request may name.
 var v2OutputNames = []string{protocol.OutputDefault, protocol.OutputLabel, protocol.OutputProbabilities,
-	protocol.OutputLogits, protocol.OutputCalibratedLogits, protocol.OutputMemberLogits, OutputStage}
+	protocol.OutputLogits, protocol.OutputCalibratedLogits, protocol.OutputMemberLogits,
+	protocol.OutputLabels, protocol.OutputScores, OutputStage}
 
 // render turns raw logits into a model's outputs: its default mode, its
-// temperature (applied before every softmax; labels and raw logits are
-// unaffected by construction), and for ensembles what each member said.
+// temperature (applied before every activation; labels and raw logits are
+// unaffected by construction), its activation, and for ensembles what
+// each member said.
 type render struct {
-	mode    Mode
-	t       float64 // temperature; 1 when the model has none
-	cal     *calibration.Calibrator
+	mode      Mode
+	t         float64 // temperature; 1 when the model has none
+	cal       *calibration.Calibrator
+	act       calibration.Activation
+	threshold float64
+	names     []string // label names, for the labels and scores outputs
+	// topK limits the scores output per text (0: every label).
+	topK    int
 	members []memberResult
 }
 
-func newRender(s Scoring, members []memberResult) render {
-	return render{mode: s.Mode, t: s.Temperature, cal: s.Calibrator, members: members}
+func newRender(m Servable, members []memberResult) render {
+	s := m.Scoring()
+	return render{mode: s.Mode, t: s.Temperature, cal: s.Calibrator, act: s.Activation,
+		threshold: cmp.Or(s.Threshold, DefaultThreshold), names: m.Metadata().Labels, members: members}
 }
 
 // memberResult is what one ensemble member contributed.
@@ -46,11 +56,23 @@ func softmax(row []float32, t float64) []float32 {
 	return out
 }
 
+// probs are the model's scores of one text: its activation (softmax,
+// sigmoid or none) of the calibrated logits, rounded to float32 as torch
+// holds them.
 func (r render) probs(row []float32) []float32 {
+	t := r.t
 	if r.cal != nil {
-		return softmax(r.cal.Apply(row), 1)
+		row, t = r.cal.Apply(row), 1
 	}
-	return softmax(row, r.t)
+	if r.act == "" || r.act == calibration.ActivationSoftmax {
+		return softmax(row, t) // the bits KServe's strings depend on
+	}
+	p := calibration.Scores(r.act, row, t)
+	out := make([]float32, len(p))
+	for j, v := range p {
+		out[j] = float32(v)
+	}
+	return out
 }
 
 func (r render) calibrated(row []float32) []float32 {
@@ -99,6 +121,10 @@ func (r render) v1Predictions(l protocol.Logits, output string) any {
 		return rows(l, identity)
 	case protocol.OutputCalibratedLogits:
 		return rows(l, r.calibrated)
+	case protocol.OutputLabels:
+		return r.labelsAbove(l)
+	case protocol.OutputScores:
+		return r.namedScores(l)
 	}
 	switch r.mode {
 	case ModeProbabilities:
@@ -159,6 +185,12 @@ func (r render) v2Outputs(l protocol.Logits, names []string) []protocol.OutputTe
 			t.Shape, t.Datatype, t.Data = []int{n, k}, protocol.DatatypeFP32, flat(l, identity)
 		case name == protocol.OutputCalibratedLogits:
 			t.Shape, t.Datatype, t.Data = []int{n, k}, protocol.DatatypeFP32, flat(l, r.calibrated)
+		case name == protocol.OutputLabels:
+			t.Datatype, t.Data = protocol.DatatypeBYTES, jsonStrings(r.labelsAbove(l))
+			t.Parameters = map[string]any{"threshold": r.threshold, "content_type": "application/json"}
+		case name == protocol.OutputScores:
+			t.Datatype, t.Data = protocol.DatatypeBYTES, jsonStrings(r.namedScores(l))
+			t.Parameters = map[string]any{"content_type": "application/json"}
 		case name == protocol.OutputMemberLogits:
 			var data protocol.FP32
 			names, weights := []string{}, []float64{}
@@ -196,6 +228,9 @@ func outputsMetadata(mode Mode, k int, ensemble bool) []protocol.TensorMetadata 
 		{Name: protocol.OutputLogits, Datatype: protocol.DatatypeFP32, Shape: []int64{-1, int64(k)}},
 		{Name: protocol.OutputCalibratedLogits, Datatype: protocol.DatatypeFP32, Shape: []int64{-1, int64(k)}},
 	}
+	out = append(out,
+		protocol.TensorMetadata{Name: protocol.OutputLabels, Datatype: protocol.DatatypeBYTES, Shape: []int64{-1}},
+		protocol.TensorMetadata{Name: protocol.OutputScores, Datatype: protocol.DatatypeBYTES, Shape: []int64{-1}})
 	if ensemble {
 		out = append(out, protocol.TensorMetadata{Name: protocol.OutputMemberLogits, Datatype: protocol.DatatypeFP32, Shape: []int64{-1, -1, int64(k)}})
 	}

@@ -52,10 +52,12 @@ type prediction struct {
 
 // Predict scores texts with m on version v (see Servable.Route).
 func (s *Scorer) Predict(ctx context.Context, m Servable, v *Version, texts []string, useCache bool) (p prediction, err error) {
-	ctx, span := s.tracer.Start(ctx, "chorus.predict", trace.WithAttributes(
-		attribute.String("chorus.model", m.Name()), attribute.String("chorus.version", v.Name), attribute.Int("chorus.texts", len(texts))))
+	ctx, span := s.tracer.Start(ctx, "chorus.predict")
+	if span.IsRecording() { // attributes cost allocations per request; build them only for a span that keeps them
+		span.SetAttributes(attribute.String("chorus.model", m.Name()), attribute.String("chorus.version", v.Name), attribute.Int("chorus.texts", len(texts)))
+	}
 	defer func() {
-		if p.cache.used {
+		if p.cache.used && span.IsRecording() {
 			span.SetAttributes(attribute.String("chorus.cache", p.cache.header()), attribute.Int("chorus.cache_hits", p.cache.hits))
 		}
 		endSpan(span, err)

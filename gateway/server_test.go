@@ -219,7 +219,7 @@ func TestBadInput(t *testing.T) {
 		{"instances not list", "POST", "/v1/models/distilbert:predict", `{"instances": "hi"}`, 400, "malformed JSON"},
 		{"non-string instance", "POST", "/v1/models/distilbert:predict", `{"instances": ["ok", 3]}`, 400, "instances[1] is a number, want a string"},
 		{"null instance", "POST", "/v1/models/distilbert:predict", `{"instances": [null]}`, 400, "instances[0] is null"},
-		{"object instance", "POST", "/v1/models/distilbert:predict", `{"instances": [{"text": "hi"}]}`, 400, "instances[0] is an object"},
+		{"object instance", "POST", "/v1/models/distilbert:predict", `{"instances": [{"txt": "hi"}]}`, 400, `instances[0] has key "txt"`},
 		{"empty instances", "POST", "/v1/models/distilbert:predict", `{"instances": []}`, 400, `"instances" is empty`},
 		{"bad v1 output", "POST", "/v1/models/distilbert:predict", `{"instances": ["a"], "parameters": {"output": "embedding"}}`, 400, `parameters.output "embedding"`},
 		{"v1 output not string", "POST", "/v1/models/distilbert:predict", `{"instances": ["a"], "parameters": {"output": 1}}`, 400, "parameters.output is a number"},

@@ -10,7 +10,8 @@ import (
 // never panic, and what they accept keeps their promises.
 func FuzzDecodeV1(f *testing.F) {
 	for _, s := range []string{`{"instances": ["Hello, my dog is cute", "I am feeling sad"]}`, `{"inputs": ["x"]}`,
-		`{"instances": ["a"], "parameters": {"output": "logits", "cache": false, "explain": true}}`, `{"instances": [1]}`, `[]`, ``} {
+		`{"instances": ["a"], "parameters": {"output": "logits", "cache": false, "explain": true}}`, `{"instances": [1]}`, `[]`, ``,
+		`{"instances": [{"text": "a", "text_pair": "b"}, ["c", "d"]], "parameters": {"output": "scores", "top_k": 1, "truncate": false}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -21,8 +22,8 @@ func FuzzDecodeV1(f *testing.F) {
 			}
 			return
 		}
-		if len(req.Instances) == 0 {
-			t.Fatal("accepted an empty batch")
+		if len(req.Instances)+len(req.Pairs) == 0 || req.Instances != nil && req.Pairs != nil {
+			t.Fatalf("accepted %d texts and %d pairs: want a non-empty batch of one kind", len(req.Instances), len(req.Pairs))
 		}
 	})
 }
@@ -30,7 +31,8 @@ func FuzzDecodeV1(f *testing.F) {
 func FuzzDecodeV2(f *testing.F) {
 	for _, s := range []string{`{"inputs": [{"name": "input-0", "shape": [2], "datatype": "BYTES", "data": ["Hello, my dog is cute", "I am feeling sad"]}]}`,
 		`{"id": "x", "inputs": [{"name": "t", "shape": [2, 1], "datatype": "BYTES", "data": [["a"], ["b"]]}], "outputs": [{"name": "logits"}]}`,
-		`{"inputs": [{"shape": [-1], "datatype": "BYTES", "data": []}]}`, `{"inputs": [{"shape": [1e30], "datatype": "BYTES", "data": ["a"]}]}`} {
+		`{"inputs": [{"shape": [-1], "datatype": "BYTES", "data": []}]}`, `{"inputs": [{"shape": [1e30], "datatype": "BYTES", "data": ["a"]}]}`,
+		`{"inputs": [{"name": "p", "shape": [2, 2], "datatype": "BYTES", "data": ["a", "b", "c", "d"]}], "parameters": {"top_k": 2}}`} {
 		f.Add([]byte(s))
 	}
 	known := []string{OutputDefault, OutputLabel, OutputProbabilities, OutputLogits}
@@ -42,8 +44,8 @@ func FuzzDecodeV2(f *testing.F) {
 			}
 			return
 		}
-		if len(req.Texts) == 0 {
-			t.Fatal("accepted an empty batch")
+		if len(req.Texts)+len(req.Pairs) == 0 || req.Texts != nil && req.Pairs != nil {
+			t.Fatalf("accepted %d texts and %d pairs: want a non-empty batch of one kind", len(req.Texts), len(req.Pairs))
 		}
 		for _, o := range req.Outputs {
 			found := false
@@ -74,8 +76,8 @@ func FuzzDecodeV2Binary(f *testing.F) {
 			}
 			return
 		}
-		if len(req.Texts) == 0 || len(req.Texts) > len(body) {
-			t.Fatalf("accepted %d texts from %d bytes", len(req.Texts), len(body))
+		if n := len(req.Texts) + 2*len(req.Pairs); n == 0 || n > len(body) {
+			t.Fatalf("accepted %d texts and %d pairs from %d bytes", len(req.Texts), len(req.Pairs), len(body))
 		}
 	})
 }

@@ -3,6 +3,8 @@ package protocol
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Logits is a batch of raw classifier scores: row i belongs to text i, column
@@ -15,8 +17,11 @@ type Logits [][]float32
 // Predict scores texts and returns exactly len(texts) rows of exactly
 // len(Metadata().Labels) logits each. An empty batch returns an empty result
 // and no error. Texts longer than the model's max length are truncated, never
-// rejected; invalid UTF-8 is read as U+FFFD, as JSON decoders do. Predict is
-// safe for concurrent use. It honours ctx: when ctx ends before the result is
+// rejected — unless ctx carries a Truncation that refuses them, when a
+// backend that can tell fails with ErrTooLarge naming the input; a backend
+// that truncates reports the inputs it cut on that Truncation. Invalid
+// UTF-8 is read as U+FFFD, as JSON decoders do. Predict is safe for
+// concurrent use. It honours ctx: when ctx ends before the result is
 // ready it returns an error that wraps ctx.Err(). Errors caused by the input
 // wrap ErrInvalidInput; a backend that cannot serve (closed, overloaded, its
 // remote down) wraps ErrUnavailable.
@@ -67,4 +72,26 @@ func CheckShape(l Logits, n, k int) error {
 		}
 	}
 	return nil
+}
+
+// ValidUTF8 returns s with each byte that is not part of valid UTF-8
+// replaced by U+FFFD, as encoding/json writes strings: what a remote
+// predictor reached over a binary transport (gRPC) must read, so that it
+// scores the same text as over JSON.
+func ValidUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }

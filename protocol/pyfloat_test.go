@@ -51,3 +51,15 @@ func TestPyDict(t *testing.T) {
 		t.Errorf("PyDict(nil) = %q", got)
 	}
 }
+
+// ValidUTF8 replaces each invalid byte, as encoding/json does.
+func TestValidUTF8MatchesJSON(t *testing.T) {
+	for _, s := range []string{"ok", "caf\xe9 \xff\xfe ok", "\xe2\x82", "a\x00b", "日本\xff語"} {
+		raw, _ := json.Marshal(s)
+		var viaJSON string
+		_ = json.Unmarshal(raw, &viaJSON)
+		if got := ValidUTF8(s); got != viaJSON {
+			t.Errorf("ValidUTF8(%q) = %q, encoding/json reads %q", s, got, viaJSON)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Output names a request may ask for, on V1 (parameters.output) and V2
@@ -17,17 +18,32 @@ const (
 	OutputCalibratedLogits = "calibrated_logits"
 	// OutputMemberLogits (V2, ensembles) are each member's logits.
 	OutputMemberLogits = "member_logits"
+	// OutputLabels are, per text, the names of every label whose score is
+	// at or above the model's threshold (multi-label answers).
+	OutputLabels = "labels"
+	// OutputScores are, per text, {"label", "score"} pairs sorted high to
+	// low, as transformers' text-classification pipeline answers
+	// (top_k of them when the request sets it).
+	OutputScores = "scores"
 )
 
 // V1Request is a decoded KServe V1 predict request.
 type V1Request struct {
+	// Instances are the texts; Pairs the text pairs when the request sends
+	// pairs instead (one or the other is set).
 	Instances []string
+	Pairs     [][2]string
 	// Output is "" (the model's default) or one of label, probabilities, logits.
 	Output string
 	// Cache is parameters.cache: false opts out of the logits cache.
 	Cache *bool
 	// Explain is parameters.explain: true asks an ensemble for its members' logits.
 	Explain bool
+	// TopK is parameters.top_k: how many named scores per text (0: all).
+	TopK int
+	// Truncate is parameters.truncate: false refuses an over-length text
+	// (413) instead of cutting it.
+	Truncate *bool
 }
 
 type v1Wire struct {
@@ -36,7 +52,9 @@ type v1Wire struct {
 	Parameters map[string]json.RawMessage `json:"parameters"`
 }
 
-// DecodeV1 parses and checks a V1 body: {"instances": ["text", ...]}. Errors
+// DecodeV1 parses and checks a V1 body: {"instances": ["text", ...]}, or
+// text pairs as [["text", "text_pair"], ...] or the pipeline's
+// [{"text": ..., "text_pair": ...}, ...]. Errors
 // wrap ErrInvalidInput and say what is wrong where.
 func DecodeV1(body []byte) (V1Request, error) {
 	var w v1Wire
@@ -54,15 +72,11 @@ func DecodeV1(body []byte) (V1Request, error) {
 	if len(*raw) == 0 {
 		return V1Request{}, invalid(`"%s" is empty: send at least one text`, field)
 	}
-	texts := make([]string, len(*raw))
-	for i, r := range *raw {
-		s, ok := jsonString(r)
-		if !ok {
-			return V1Request{}, invalid("%s[%d] is %s, want a string", field, i, jsonKind(r))
-		}
-		texts[i] = s
+	texts, pairs, err := v1Instances(*raw, field)
+	if err != nil {
+		return V1Request{}, err
 	}
-	req := V1Request{Instances: texts}
+	req := V1Request{Instances: texts, Pairs: pairs}
 	if p, ok := w.Parameters["output"]; ok {
 		out, ok := jsonString(p)
 		if !ok {
@@ -70,12 +84,18 @@ func DecodeV1(body []byte) (V1Request, error) {
 		}
 		req.Output = out
 		switch req.Output {
-		case OutputLabel, OutputProbabilities, OutputLogits, OutputCalibratedLogits:
+		case OutputLabel, OutputProbabilities, OutputLogits, OutputCalibratedLogits, OutputLabels, OutputScores:
 		default:
-			return V1Request{}, invalid("parameters.output %q is not one of %s, %s, %s, %s", req.Output, OutputLabel, OutputProbabilities, OutputLogits, OutputCalibratedLogits)
+			return V1Request{}, invalid("parameters.output %q is not one of %s", req.Output,
+				strings.Join([]string{OutputLabel, OutputProbabilities, OutputLogits, OutputCalibratedLogits, OutputLabels, OutputScores}, ", "))
 		}
 	}
-	var err error
+	if req.TopK, err = topK(w.Parameters); err != nil {
+		return V1Request{}, err
+	}
+	if req.Truncate, err = boolParam(w.Parameters, "truncate"); err != nil {
+		return V1Request{}, err
+	}
 	if req.Cache, err = boolParam(w.Parameters, "cache"); err != nil {
 		return V1Request{}, err
 	}

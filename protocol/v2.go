@@ -41,11 +41,19 @@ type RequestOutput struct {
 
 // V2Request is a decoded, checked V2 request.
 type V2Request struct {
-	ID      string
-	Texts   []string
+	ID    string
+	Texts []string
+	// Pairs are the text pairs of an input of shape [n, 2] (Texts is nil).
+	Pairs   [][2]string
 	Outputs []string // requested output names, in order; empty: the default
 	// Cache is parameters.cache: false opts out of the logits cache.
 	Cache *bool
+	// TopK is parameters.top_k: how many named scores per text in the
+	// scores output (0: all).
+	TopK int
+	// Truncate is parameters.truncate: false refuses an over-length text
+	// (413) instead of cutting it.
+	Truncate *bool
 	// BinaryOutputs is parameters.binary_data_output; OutputBinary[i] is
 	// outputs[i].parameters.binary_data when given (the binary tensor data
 	// extension). See Binary.
@@ -137,7 +145,11 @@ func DecodeV2Binary(body []byte, jsonLen int, knownOutputs []string) (V2Request,
 	if err := CheckTextShape(name, in.Shape, len(texts)); err != nil {
 		return V2Request{}, err
 	}
-	req := V2Request{ID: w.ID, Texts: texts}
+	texts, pairs, err := SplitRows(name, in.Shape, texts)
+	if err != nil {
+		return V2Request{}, err
+	}
+	req := V2Request{ID: w.ID, Texts: texts, Pairs: pairs}
 	if err := req.readParameters(w.InferRequest, knownOutputs); err != nil {
 		return V2Request{}, err
 	}
@@ -148,6 +160,12 @@ func DecodeV2Binary(body []byte, jsonLen int, knownOutputs []string) (V2Request,
 func (req *V2Request) readParameters(w InferRequest, knownOutputs []string) error {
 	var err error
 	if req.Cache, err = boolParam(w.Parameters, "cache"); err != nil {
+		return err
+	}
+	if req.TopK, err = topK(w.Parameters); err != nil {
+		return err
+	}
+	if req.Truncate, err = boolParam(w.Parameters, "truncate"); err != nil {
 		return err
 	}
 	if b, err := boolParam(w.Parameters, ParamBinaryDataOutput); err != nil {

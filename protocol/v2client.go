@@ -36,10 +36,11 @@ type ClientResponse struct {
 
 // ClientOutput is one output tensor of a ClientResponse.
 type ClientOutput struct {
-	Name     string          `json:"name"`
-	Shape    []int           `json:"shape"`
-	Datatype string          `json:"datatype"`
-	Data     json.RawMessage `json:"data"`
+	Name       string                     `json:"name"`
+	Shape      []int                      `json:"shape"`
+	Datatype   string                     `json:"datatype"`
+	Parameters map[string]json.RawMessage `json:"parameters"`
+	Data       json.RawMessage            `json:"data"`
 }
 
 // DecodeResponse reads a V2 response body.

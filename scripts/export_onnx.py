@@ -10,12 +10,24 @@ dynamic batch and sequence axes (inputs input_ids, attention_mask and, for
 models that take it, token_type_ids; output logits). The script checks the
 ONNX logits against PyTorch's before it finishes.
 
+Then (unless --no-variants) it writes beside it ONNX Runtime's
+transformer-optimised graph (onnx/model_optimized.onnx, kept where it is
+faster) and a dynamic-int8 graph (onnx/model_quantized.onnx), and reports
+their accuracy against fp32 in onnx/variants.json: label agreement and max
+|Δlogit|, and with --data (JSON lines {text, label}) accuracy and ECE before
+and after (scripts/onnx_tools/variants.py). Serve a variant with the
+replica option onnx_file: onnx/model_quantized.onnx, and fit it its own
+calibration (chorus calibrate).
+
 Needs: pip install torch transformers onnx onnxruntime sentencepiece protobuf
-(versions as in scripts/fixtures/requirements.txt, plus onnxruntime for the
-check). The folder always has a tokenizer.json, which Chorus reads.
+(versions as in scripts/fixtures/requirements.txt and
+scripts/onnx_tools/requirements.txt). The folder always has a tokenizer.json,
+which Chorus reads.
 """
 import argparse
 import os
+import subprocess
+import sys
 
 import numpy as np
 import torch
@@ -28,6 +40,8 @@ def main():
     ap.add_argument("--out", required=True, help="folder to write")
     ap.add_argument("--revision", default=None, help="Hub revision")
     ap.add_argument("--opset", type=int, default=17)
+    ap.add_argument("--data", help="labelled split (JSON lines {text, label}) for the int8 accuracy report")
+    ap.add_argument("--no-variants", action="store_true", help="write only onnx/model.onnx")
     args = ap.parse_args()
 
     # Chorus reads tokenizer.json (the fast tokenizer): for SentencePiece
@@ -65,6 +79,11 @@ def main():
     print(f"wrote {args.out}: max |onnx - pytorch| = {err:.2e}")
     if err > 1e-3:
         raise SystemExit("the exported graph disagrees with PyTorch")
+    if not args.no_variants:
+        cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "onnx_tools", "variants.py"), "--model", args.out]
+        if args.data:
+            cmd += ["--data", args.data]
+        subprocess.run(cmd, check=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"testing"
 )
 
 // Reference is a fixture's reference.json: token ids and fp32 logits that
@@ -84,4 +86,15 @@ func (r Reference) TextList() []string {
 		out[i] = t.Text
 	}
 	return out
+}
+
+// FixtureReference loads the reference of a fixture model folder, given
+// relative to the repository root (e.g. testdata/models/sst2-tiny-a).
+func FixtureReference(t testing.TB, root, fixture string) Reference {
+	t.Helper()
+	ref, err := LoadReference(filepath.Join(root, fixture, "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,7 +86,10 @@ type Backend struct {
 	fingerprint string
 }
 
-var _ protocol.Predictor = (*Backend)(nil)
+var (
+	_ protocol.Predictor     = (*Backend)(nil)
+	_ protocol.PairPredictor = (*Backend)(nil)
+)
 
 // New checks cfg and returns a backend; it does not contact the remote.
 func New(cfg Config) (*Backend, error) {
@@ -139,7 +143,32 @@ func (b *Backend) Name() string { return b.cfg.URL + "/" + b.cfg.Model }
 
 // Predict sends one request to the remote, within the per-attempt timeout.
 func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits, error) {
-	if len(texts) == 0 {
+	return b.send(ctx, len(texts), texts, func(id string, outputs ...string) (protocol.InferRequest, error) {
+		return protocol.TextRequest(id, texts, outputs...)
+	})
+}
+
+// TakesPairs is true for a Chorus remote (Logits: tensor), which scores
+// pairs as transformers does. KServe's Hugging Face server (Logits: kserve)
+// accepts [a, b] instances but does not score them as pairs: no.
+func (b *Backend) TakesPairs() bool { return b.cfg.Logits == LogitsTensor }
+
+// PredictPairs sends text pairs as V1 instances [[a, b], ...] or a V2
+// BYTES input of shape [n, 2], as a Chorus gateway takes them; a remote
+// that does not take pairs (see TakesPairs) is not asked.
+func (b *Backend) PredictPairs(ctx context.Context, pairs [][2]string) (protocol.Logits, error) {
+	if !b.TakesPairs() {
+		return nil, fmt.Errorf("%w: %s: remote replicas with logits %q take no text pairs (KServe's Hugging Face server would score them as something else); a Chorus remote (logits: %s) does", protocol.ErrInvalidInput, b.Name(), b.cfg.Logits, LogitsTensor)
+	}
+	return b.send(ctx, len(pairs), pairs, func(id string, outputs ...string) (protocol.InferRequest, error) {
+		return protocol.PairRequest(id, pairs, outputs...)
+	})
+}
+
+// send posts n inputs: instances as the V1 body's instances, or the V2
+// request v2 builds; it checks the answer has n rows.
+func (b *Backend) send(ctx context.Context, n int, instances any, v2 func(id string, outputs ...string) (protocol.InferRequest, error)) (protocol.Logits, error) {
+	if n == 0 {
 		return protocol.Logits{}, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -150,11 +179,21 @@ func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits,
 		body []byte
 		err  error
 	)
+	// parameters.truncate false travels on: a Chorus remote refuses an
+	// over-length input (413) as the gateway was asked to.
+	refuse := protocol.TruncationFrom(ctx).Refusing()
 	if b.cfg.Protocol == "v1" {
 		path = "/v1/models/" + b.cfg.Model + ":predict"
-		req := map[string]any{"instances": texts}
+		req := map[string]any{"instances": instances}
+		params := map[string]any{}
 		if b.cfg.Logits == LogitsTensor {
-			req["parameters"] = map[string]string{"output": protocol.OutputLogits}
+			params["output"] = protocol.OutputLogits
+		}
+		if refuse {
+			params["truncate"] = false
+		}
+		if len(params) > 0 {
+			req["parameters"] = params
 		}
 		body, err = json.Marshal(req)
 	} else {
@@ -164,7 +203,10 @@ func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits,
 			outputs = append(outputs, b.cfg.OutputName)
 		}
 		var req protocol.InferRequest
-		if req, err = protocol.TextRequest(protocol.RequestID(ctx), texts, outputs...); err == nil {
+		if req, err = v2(protocol.RequestID(ctx), outputs...); err == nil {
+			if refuse {
+				req.Parameters = map[string]json.RawMessage{"truncate": json.RawMessage("false")}
+			}
 			body, err = json.Marshal(req)
 		}
 	}
@@ -184,10 +226,31 @@ func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits,
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	if err := protocol.CheckShape(logits, len(texts), len(b.cfg.Labels)); err != nil {
+	if err := protocol.CheckShape(logits, n, len(b.cfg.Labels)); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", b.Name(), protocol.ErrBadGateway, err) //nolint:errorlint // the cause is detail, not a class to match
 	}
+	protocol.TruncationFrom(ctx).Report(truncatedInputs(resp, n))
 	return logits, nil
+}
+
+// truncatedInputs reads which inputs a Chorus remote cut: its answer's
+// parameters.truncated_inputs, indices comma-joined (V1 and V2 alike).
+// Other remotes do not say; nothing is reported for them.
+func truncatedInputs(body []byte, n int) []int {
+	var resp struct {
+		Parameters map[string]json.RawMessage `json:"parameters"`
+	}
+	var list string
+	if json.Unmarshal(body, &resp) != nil || json.Unmarshal(resp.Parameters["truncated_inputs"], &list) != nil || list == "" {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		if i, err := strconv.Atoi(f); err == nil && i >= 0 && i < n {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // post sends body and returns the response body of a 200, or an error
@@ -257,9 +320,11 @@ func (b *Backend) statusError(code int, body []byte) error {
 	}
 	msg = protocol.Clip(msg, 200)
 	switch {
-	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge:
+	case code == http.StatusBadRequest:
 		// The client sees this one: the remote's reason, not its address.
 		return fmt.Errorf("%w: the predictor refused the request: %s", protocol.ErrInvalidInput, msg)
+	case code == http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("%w: the predictor refused the request: %s", protocol.ErrTooLarge, msg)
 	case code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests:
 		return fmt.Errorf("%s answered %d: %s: %w", b.Name(), code, msg, protocol.ErrUnavailable)
 	case code == http.StatusGatewayTimeout:

@@ -25,12 +25,7 @@ const fixture = "testdata/models/sst2-tiny-a"
 var labels = []string{"NEGATIVE", "POSITIVE"}
 
 func reference(t *testing.T) backendtest.Reference {
-	t.Helper()
-	ref, err := backendtest.LoadReference(filepath.Join(proctest.Root(), fixture, "reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ref
+	return backendtest.FixtureReference(t, proctest.Root(), fixture)
 }
 
 func backend(t *testing.T, cfg kserve.Config) *kserve.Backend {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -135,6 +136,24 @@ func (b *Backend) callContext(ctx context.Context) (context.Context, context.Can
 	return metadata.NewOutgoingContext(attempt, md), cancel
 }
 
+// valid reads invalid UTF-8 as U+FFFD, as the JSON of the HTTP backends
+// does: raw bytes would reach the remote as they are.
+func valid(texts []string) []string {
+	var out []string // a copy, made only when a text changes
+	for i, t := range texts {
+		if v := protocol.ValidUTF8(t); v != t {
+			if out == nil {
+				out = slices.Clone(texts)
+			}
+			out[i] = v
+		}
+	}
+	if out == nil {
+		return texts
+	}
+	return out
+}
+
 // Predict sends the texts as one raw BYTES tensor and reads the logits.
 func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits, error) {
 	if len(texts) == 0 {
@@ -151,7 +170,7 @@ func (b *Backend) Predict(ctx context.Context, texts []string) (protocol.Logits,
 		ModelName: b.cfg.Model, Id: protocol.RequestID(ctx),
 		Inputs:           []*oippb.ModelInferRequest_InferInputTensor{{Name: "input-0", Datatype: protocol.DatatypeBYTES, Shape: []int64{int64(len(texts))}}},
 		Outputs:          []*oippb.ModelInferRequest_InferRequestedOutputTensor{{Name: want}},
-		RawInputContents: [][]byte{protocol.AppendBytesTensor(nil, texts)},
+		RawInputContents: [][]byte{protocol.AppendBytesTensor(nil, valid(texts))},
 	}
 	attempt, cancel := b.callContext(ctx)
 	defer cancel()

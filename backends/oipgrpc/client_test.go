@@ -23,12 +23,7 @@ const fixture = "testdata/models/sst2-tiny-a"
 var labels = []string{"NEGATIVE", "POSITIVE"}
 
 func reference(t *testing.T) backendtest.Reference {
-	t.Helper()
-	ref, err := backendtest.LoadReference(filepath.Join(proctest.Root(), fixture, "reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ref
+	return backendtest.FixtureReference(t, proctest.Root(), fixture)
 }
 
 func backend(t *testing.T, cfg oipgrpc.Config) *oipgrpc.Backend {
@@ -47,17 +42,7 @@ func backend(t *testing.T, cfg oipgrpc.Config) *oipgrpc.Backend {
 // waitReady polls the remote's ModelReady until it answers ready.
 func waitReady(t *testing.T, b *oipgrpc.Backend) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := b.Ready(context.Background())
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("remote not ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval while it starts
-	}
+	proctest.Eventually(t, 60*time.Second, "the remote to be ready", func() bool { return b.Ready(context.Background()) == nil })
 }
 
 // A Chorus predictor process, over gRPC: typed FP32 logits (tensor) and
@@ -111,7 +96,7 @@ func TestContractAgainstKServePython(t *testing.T) {
 	if py == "" {
 		t.Skip("CHORUS_KSERVE_PYTHON is unset: run `make test`, or point it at a python with scripts/pyclient/requirements.txt")
 	}
-	p := proctest.Start(t, nil, py, "scripts/pyclient/kserve_predictor.py", "--model_name", "sst2",
+	p := proctest.StartOnPort(t, proctest.FreePort(t), nil, py, "scripts/pyclient/kserve_predictor.py", "--model_name", "sst2",
 		"--model_dir", fixture, "--return_raw_logits", "--http_port", "{port}", "--grpc_port", "{grpc_port}")
 	b := backend(t, oipgrpc.Config{Target: "127.0.0.1:" + strconv.Itoa(p.GRPCPort), Model: "sst2", Logits: oipgrpc.LogitsKServe})
 	waitReady(t, b)

@@ -15,7 +15,13 @@ import (
 	"github.com/chorusml/chorus/protocol"
 )
 
-// Batching configures dynamic batching. The zero value turns it off.
+// Batching configures dynamic batching. The zero value turns it off; the
+// registry turns it on by default with DefaultBatching (continuous).
+//
+// With MaxQueueDelay 0 batching is continuous: an idle model runs a lone
+// request at once, and whatever arrives while a run is in progress forms
+// the next run. With MaxQueueDelay > 0 the first request of a batch waits
+// up to that long for others to fill it.
 type Batching struct {
 	// MaxBatchSize bounds texts per run (default 32 when batching is on).
 	MaxBatchSize int
@@ -23,7 +29,7 @@ type Batching struct {
 	// text of the run (default 8192).
 	MaxBatchTokens int
 	// MaxQueueDelay is how long the first request of a batch may wait for
-	// others to join it (default 2ms).
+	// others to join it. Default 0: continuous batching, no wait.
 	MaxQueueDelay time.Duration
 	// QueueSize bounds waiting requests; past it Predict fails at once with
 	// ErrUnavailable, which the gateway answers 503 with Retry-After
@@ -34,17 +40,19 @@ type Batching struct {
 // Enabled reports whether batching is configured.
 func (b Batching) Enabled() bool { return b.MaxBatchSize > 0 || b.MaxQueueDelay > 0 }
 
-// DefaultBatching is what the zero fields of an enabled Batching take. The
-// registry (gateway/config) fills its defaults from it.
+// DefaultBatching is what the zero fields of an enabled Batching take, and
+// what the registry (gateway/config) serves in-process models with unless
+// told otherwise: continuous batching (no queue delay). On a CPU one run
+// at a time uses every core, so a batch formed while the previous one runs
+// costs a lone request nothing and lifts throughput under load.
 func DefaultBatching() Batching {
-	return Batching{MaxBatchSize: 32, MaxBatchTokens: 8192, MaxQueueDelay: 2 * time.Millisecond, QueueSize: 1024}
+	return Batching{MaxBatchSize: 32, MaxBatchTokens: 8192, QueueSize: 1024}
 }
 
 func (b Batching) withDefaults() Batching {
 	d := DefaultBatching()
 	b.MaxBatchSize = cmp.Or(b.MaxBatchSize, d.MaxBatchSize)
 	b.MaxBatchTokens = cmp.Or(b.MaxBatchTokens, d.MaxBatchTokens)
-	b.MaxQueueDelay = cmp.Or(b.MaxQueueDelay, d.MaxQueueDelay)
 	b.QueueSize = cmp.Or(b.QueueSize, d.QueueSize)
 	return b
 }
@@ -77,38 +85,83 @@ func (p *pending) finish(err error) {
 	})
 }
 
-// batcher collects requests for up to MaxQueueDelay and runs their texts
-// together, grouped by length so that short texts are not padded to long
-// ones. Its loop goroutine is owned by the model and stopped by Close.
+// runFunc runs encoded texts as one padded batch; waited is how long its
+// oldest text queued, links the requests it serves.
+type runFunc func(encs []encoding, waited time.Duration, links ...trace.Link) (protocol.Logits, error)
+
+// afterFunc starts a timer: its channel fires after d, stop cancels it.
+// Tests pass a clock they drive.
+type afterFunc func(d time.Duration) (c <-chan time.Time, stop func() bool)
+
+func realAfter(d time.Duration) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(d)
+	return t.C, t.Stop
+}
+
+// batcher runs the texts of concurrent requests together, grouped by
+// length so that short texts are not padded to long ones. One run is in
+// progress at a time: requests that arrive meanwhile queue and form the
+// next run (continuous batching), or, with MaxQueueDelay > 0, the first
+// request of a batch also waits up to that long for others. Its loop
+// goroutine is owned by the model and stopped by Close.
 type batcher struct {
-	m     *Model
-	o     Batching
-	queue chan *pending
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	o        Batching
+	run      runFunc
+	after    afterFunc
+	tracer   trace.Tracer
+	observer Observer // nil: none
+	queue    chan *pending
+	stop     chan struct{}
+	wg       sync.WaitGroup
 
 	runs, rows, rejected, dropped atomic.Uint64
 }
 
 func newBatcher(m *Model, o Batching) *batcher {
+	run := func(encs []encoding, waited time.Duration, links ...trace.Link) (protocol.Logits, error) {
+		// No single client's context may cancel a run others share.
+		return m.runBatch(context.Background(), encs, waited, links...)
+	}
+	return startBatcher(o, run, realAfter, m.tracer, m.observer)
+}
+
+func startBatcher(o Batching, run runFunc, after afterFunc, tracer trace.Tracer, observer Observer) *batcher {
 	o = o.withDefaults()
-	b := &batcher{m: m, o: o, queue: make(chan *pending, o.QueueSize), stop: make(chan struct{})}
+	b := &batcher{o: o, run: run, after: after, tracer: tracer, observer: observer,
+		queue: make(chan *pending, o.QueueSize), stop: make(chan struct{})}
 	b.wg.Add(1)
 	go b.loop()
 	return b
 }
 
 func (b *batcher) submit(ctx context.Context, encs []encoding) (protocol.Logits, error) {
-	ctx, span := b.m.tracer.Start(ctx, "chorus.batch.wait", trace.WithAttributes(attribute.Int("chorus.texts", len(encs))))
+	ctx, span := b.tracer.Start(ctx, "chorus.batch.wait")
+	if span.IsRecording() { // attributes allocate: only for a span that keeps them
+		span.SetAttributes(attribute.Int("chorus.texts", len(encs)))
+	}
 	defer span.End()
+	p, err := b.enqueue(ctx, encs)
+	if err != nil {
+		return nil, err
+	}
+	return b.wait(ctx, p)
+}
+
+// enqueue puts a request in the queue, or fails at once when it is full.
+func (b *batcher) enqueue(ctx context.Context, encs []encoding) (*pending, error) {
 	p := &pending{ctx: ctx, enqueued: time.Now(), encs: encs, out: make(protocol.Logits, len(encs)), done: make(chan struct{})}
 	p.left.Store(int32(len(encs)))
 	select {
 	case b.queue <- p:
+		return p, nil
 	default:
 		b.rejected.Add(1)
 		return nil, fmt.Errorf("%w: batch queue full (%d requests waiting)", protocol.ErrUnavailable, b.o.QueueSize)
 	}
+}
+
+// wait blocks until the request is answered or its client leaves.
+func (b *batcher) wait(ctx context.Context, p *pending) (protocol.Logits, error) {
 	select {
 	case <-p.done:
 		if p.err != nil {
@@ -143,27 +196,47 @@ func (b *batcher) loop() {
 			b.drain()
 			return
 		}
-		batch := []*pending{first}
-		rows := len(first.encs)
-		timer := time.NewTimer(b.o.MaxQueueDelay)
-	collect:
-		for rows < b.o.MaxBatchSize {
-			select {
-			case p := <-b.queue:
-				batch = append(batch, p)
-				rows += len(p.encs)
-			case <-timer.C:
-				break collect
-			case <-b.stop:
-				break collect
-			}
+		batch := b.collect(first)
+		if b.observer != nil {
+			b.observer.ObserveQueueDepth(len(b.queue))
 		}
-		timer.Stop()
-		if o := b.m.observer; o != nil {
-			o.ObserveQueueDepth(len(b.queue))
-		}
-		b.run(batch)
+		b.runBatch(batch)
 	}
+}
+
+// collect forms a batch behind first, up to MaxBatchSize texts: whatever
+// is already queued (it arrived during the previous run), then, only with
+// MaxQueueDelay > 0, what arrives before the delay ends.
+func (b *batcher) collect(first *pending) []*pending {
+	batch := []*pending{first}
+	rows := len(first.encs)
+queued:
+	for rows < b.o.MaxBatchSize {
+		select {
+		case p := <-b.queue:
+			batch = append(batch, p)
+			rows += len(p.encs)
+		default:
+			break queued
+		}
+	}
+	if b.o.MaxQueueDelay <= 0 || rows >= b.o.MaxBatchSize {
+		return batch
+	}
+	fire, stop := b.after(b.o.MaxQueueDelay)
+	defer stop()
+	for rows < b.o.MaxBatchSize {
+		select {
+		case p := <-b.queue:
+			batch = append(batch, p)
+			rows += len(p.encs)
+		case <-fire:
+			return batch
+		case <-b.stop:
+			return batch
+		}
+	}
+	return batch
 }
 
 // drain answers whatever is still queued after Close.
@@ -178,9 +251,9 @@ func (b *batcher) drain() {
 	}
 }
 
-// run drops requests whose client has gone, sorts the remaining texts by
-// length and runs them in chunks within the size and token budgets.
-func (b *batcher) run(batch []*pending) {
+// runBatch drops requests whose client has gone, sorts the remaining texts
+// by length and runs them in chunks within the size and token budgets.
+func (b *batcher) runBatch(batch []*pending) {
 	var rows []row
 	for _, p := range batch {
 		if p.ctx.Err() != nil {
@@ -220,9 +293,8 @@ func (b *batcher) runChunk(rows []row) {
 			links = append(links, trace.LinkFromContext(r.p.ctx)) // the run serves these requests
 		}
 	}
-	// No single client's context may cancel a run others share.
 	start := time.Now()
-	out, err := b.m.runBatch(context.Background(), encs, time.Since(oldest), links...)
+	out, err := b.run(encs, time.Since(oldest), links...)
 	ran := time.Since(start)
 	b.runs.Add(1)
 	b.rows.Add(uint64(len(rows)))

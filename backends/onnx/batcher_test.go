@@ -25,6 +25,19 @@ func TestContractWithBatching(t *testing.T) {
 	}
 }
 
+// The registry's default, continuous batching, keeps the whole contract.
+func TestContractWithDefaultBatching(t *testing.T) {
+	if d := onnx.DefaultBatching(); d.MaxQueueDelay != 0 || !d.Enabled() {
+		t.Fatalf("default batching %+v: want continuous (on, no queue delay)", d)
+	}
+	for _, name := range fixtures {
+		t.Run(name, func(t *testing.T) {
+			m := open(t, name, onnx.Options{IntraOpThreads: 1, Batching: onnx.DefaultBatching()})
+			backendtest.Run(t, m, reference(t, name))
+		})
+	}
+}
+
 // Concurrent one-text requests are run together: fewer runs than requests.
 func TestBatchingCoalesces(t *testing.T) {
 	m := open(t, "sst2-tiny-a", onnx.Options{IntraOpThreads: 1, Batching: onnx.Batching{MaxBatchSize: 64, MaxQueueDelay: 20 * time.Millisecond}})

@@ -31,25 +31,10 @@ func byteLevelBPETokenizerJSON(dir, modelType string) ([]byte, error) {
 		return nil, fmt.Errorf("%s has vocab.json + merges.txt for %s, which Chorus converts only for RoBERTa-style tokenizers; "+
 			"write a tokenizer.json with `python scripts/export_onnx.py --model ORG/REPO --out DIR`", dir, what)
 	}
-	// special_tokens_map.json overrides tokenizer_config.json, as in
-	// transformers' from_pretrained.
-	var stm specialTokens
-	if raw, err := os.ReadFile(filepath.Join(dir, "special_tokens_map.json")); err == nil {
-		if err := json.Unmarshal(raw, &stm); err != nil {
-			return nil, fmt.Errorf("parse special_tokens_map.json: %w", err)
-		}
+	st, err := robertaSpecialTokens(dir, tc)
+	if err != nil {
+		return nil, err
 	}
-	special := func(fromMap, fromConfig any, def string) string {
-		return tokenContentOr(fromMap, tokenContentOr(fromConfig, def))
-	}
-	bos := special(stm.BOS, tc.BOS, "<s>")
-	eos := special(stm.EOS, tc.EOS, "</s>")
-	sep := special(stm.SEP, tc.SEP, "</s>")
-	cls := special(stm.CLS, tc.CLS, "<s>")
-	unk := special(stm.UNK, tc.UNK, "<unk>")
-	pad := special(stm.PAD, tc.PAD, "<pad>")
-	mask := special(stm.Mask, tc.Mask, "<mask>")
-
 	var vocab map[string]int
 	if err := readJSON(filepath.Join(dir, "vocab.json"), &vocab); err != nil {
 		return nil, err
@@ -58,31 +43,10 @@ func byteLevelBPETokenizerJSON(dir, modelType string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-
-	// Added tokens: as saved (added_tokens_decoder), else RobertaTokenizer's
-	// defaults: the special tokens, <mask> taking the space before it.
-	var added []addedToken
-	if len(tc.AddedTokensDecoder) > 0 {
-		for k, t := range tc.AddedTokensDecoder {
-			id, err := strconv.Atoi(k)
-			if err != nil {
-				return nil, fmt.Errorf("tokenizer_config.json: added_tokens_decoder key %q is not an id", k)
-			}
-			t.ID = id
-			added = append(added, t)
-		}
-	} else {
-		seen := map[string]bool{}
-		for _, tok := range []string{bos, pad, eos, unk, sep, cls, mask} {
-			id, ok := vocab[tok]
-			if !ok || seen[tok] {
-				continue
-			}
-			seen[tok] = true
-			added = append(added, addedToken{ID: id, Content: tok, LStrip: tok == mask, Special: true})
-		}
+	added, err := robertaAddedTokens(tc, vocab, st)
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(added, func(a, b addedToken) int { return a.ID - b.ID })
 	idOf := func(tok string) (int, error) {
 		if id, ok := vocab[tok]; ok {
 			return id, nil
@@ -94,11 +58,11 @@ func byteLevelBPETokenizerJSON(dir, modelType string) ([]byte, error) {
 		}
 		return 0, fmt.Errorf("%s: special token %q is in neither vocab.json nor the added tokens", dir, tok)
 	}
-	sepID, err := idOf(sep)
+	sepID, err := idOf(st.sep)
 	if err != nil {
 		return nil, err
 	}
-	clsID, err := idOf(cls)
+	clsID, err := idOf(st.cls)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +75,7 @@ func byteLevelBPETokenizerJSON(dir, modelType string) ([]byte, error) {
 		"added_tokens":   added,
 		"normalizer":     nil,
 		"pre_tokenizer":  map[string]any{"type": "ByteLevel", "add_prefix_space": addPrefixSpace, "trim_offsets": true, "use_regex": true},
-		"post_processor": map[string]any{"type": "RobertaProcessing", "sep": []any{sep, sepID}, "cls": []any{cls, clsID}, "trim_offsets": true, "add_prefix_space": addPrefixSpace},
+		"post_processor": map[string]any{"type": "RobertaProcessing", "sep": []any{st.sep, sepID}, "cls": []any{st.cls, clsID}, "trim_offsets": true, "add_prefix_space": addPrefixSpace},
 		"decoder":        map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
 		"model": map[string]any{"type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": "",
 			"end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
@@ -124,6 +88,55 @@ func byteLevelBPETokenizerJSON(dir, modelType string) ([]byte, error) {
 		return nil, fmt.Errorf("build tokenizer from vocab.json: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// robertaTokens are a RoBERTa-style tokenizer's special tokens.
+type robertaTokens struct{ bos, eos, sep, cls, unk, pad, mask string }
+
+// robertaSpecialTokens reads them: special_tokens_map.json overrides
+// tokenizer_config.json, as in transformers' from_pretrained.
+func robertaSpecialTokens(dir string, tc tokenizerConfig) (robertaTokens, error) {
+	var stm specialTokens
+	if raw, err := os.ReadFile(filepath.Join(dir, "special_tokens_map.json")); err == nil {
+		if err := json.Unmarshal(raw, &stm); err != nil {
+			return robertaTokens{}, fmt.Errorf("parse special_tokens_map.json: %w", err)
+		}
+	}
+	special := func(fromMap, fromConfig any, def string) string {
+		return tokenContentOr(fromMap, tokenContentOr(fromConfig, def))
+	}
+	return robertaTokens{bos: special(stm.BOS, tc.BOS, "<s>"), eos: special(stm.EOS, tc.EOS, "</s>"),
+		sep: special(stm.SEP, tc.SEP, "</s>"), cls: special(stm.CLS, tc.CLS, "<s>"), unk: special(stm.UNK, tc.UNK, "<unk>"),
+		pad: special(stm.PAD, tc.PAD, "<pad>"), mask: special(stm.Mask, tc.Mask, "<mask>")}, nil
+}
+
+// robertaAddedTokens are the added tokens as saved (added_tokens_decoder),
+// else RobertaTokenizer's defaults: the special tokens, <mask> taking the
+// space before it; sorted by id.
+func robertaAddedTokens(tc tokenizerConfig, vocab map[string]int, st robertaTokens) ([]addedToken, error) {
+	var added []addedToken
+	if len(tc.AddedTokensDecoder) > 0 {
+		for k, t := range tc.AddedTokensDecoder {
+			id, err := strconv.Atoi(k)
+			if err != nil {
+				return nil, fmt.Errorf("tokenizer_config.json: added_tokens_decoder key %q is not an id", k)
+			}
+			t.ID = id
+			added = append(added, t)
+		}
+	} else {
+		seen := map[string]bool{}
+		for _, tok := range []string{st.bos, st.pad, st.eos, st.unk, st.sep, st.cls, st.mask} {
+			id, ok := vocab[tok]
+			if !ok || seen[tok] {
+				continue
+			}
+			seen[tok] = true
+			added = append(added, addedToken{ID: id, Content: tok, LStrip: tok == st.mask, Special: true})
+		}
+	}
+	slices.SortFunc(added, func(a, b addedToken) int { return a.ID - b.ID })
+	return added, nil
 }
 
 // readMerges reads merges.txt as RobertaTokenizer does: the first line (the

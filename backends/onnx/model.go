@@ -422,7 +422,10 @@ func (m *Model) predict(ctx context.Context, n int, encode func(i int) (encoding
 	timing := protocol.TimingFrom(ctx)
 	// Tokenize in the caller's goroutine, so concurrent requests tokenize
 	// in parallel.
-	_, span := m.tracer.Start(ctx, "chorus.tokenize", trace.WithAttributes(attribute.Int("chorus.texts", n)))
+	_, span := m.tracer.Start(ctx, "chorus.tokenize")
+	if span.IsRecording() { // attributes allocate: only for a span that keeps them
+		span.SetAttributes(attribute.Int("chorus.texts", n))
+	}
 	start := time.Now()
 	encs := make([]encoding, n)
 	var truncated []int
@@ -441,6 +444,11 @@ func (m *Model) predict(ctx context.Context, n int, encode func(i int) (encoding
 	}
 	span.End()
 	timing.AddTokenization(time.Since(start), total)
+	// The request's truncation record: it may ask us to refuse instead.
+	trunc := protocol.TruncationFrom(ctx)
+	if trunc.Refusing() && len(truncated) > 0 {
+		return Prediction{}, fmt.Errorf("%w: input %d is longer than the model's %d tokens (parameters.truncate is false)", protocol.ErrTooLarge, truncated[0], m.meta.MaxLength)
+	}
 	if m.maxTokens > 0 && total > m.maxTokens {
 		return Prediction{}, fmt.Errorf("%w: %d tokens in one request, the limit is %d", protocol.ErrTooLarge, total, m.maxTokens)
 	}
@@ -463,13 +471,17 @@ func (m *Model) predict(ctx context.Context, n int, encode func(i int) (encoding
 	if to, ok := m.observer.(TruncationObserver); ok && len(truncated) > 0 {
 		to.ObserveTruncated(len(truncated))
 	}
+	trunc.Report(truncated)
 	return Prediction{Logits: logits, Truncated: truncated}, nil
 }
 
 // runBatch runs encoded texts as one batch padded to the longest; waited is
 // how long its oldest text queued, for the observer.
 func (m *Model) runBatch(ctx context.Context, encs []encoding, waited time.Duration, links ...trace.Link) (protocol.Logits, error) {
-	_, span := m.tracer.Start(ctx, "chorus.onnx.run", trace.WithLinks(links...), trace.WithAttributes(attribute.Int("chorus.batch_size", len(encs))))
+	_, span := m.tracer.Start(ctx, "chorus.onnx.run", trace.WithLinks(links...))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("chorus.batch_size", len(encs)))
+	}
 	defer span.End()
 	start := time.Now()
 	if m.observer != nil {

@@ -6,6 +6,12 @@ import (
 	"github.com/chorusml/chorus/protocol"
 )
 
+var _ protocol.PairPredictor = (*Model)(nil)
+
+// TakesPairs is true: every tokenizer family pairs texts as transformers
+// does.
+func (m *Model) TakesPairs() bool { return true }
+
 // PredictPairs scores text pairs (NLI premise and hypothesis, a
 // cross-encoder's query and passage): row i holds the logits of pairs[i].
 // Each pair is tokenized as transformers does for the model's tokenizer —

@@ -40,7 +40,7 @@ func DtypeGraph(dir, dtype string) string {
 
 // applyOptions adjusts the folder for the tokenizer and graph options.
 func (f *folder) applyOptions(opts Options) error {
-	if g := DtypeGraph(f.dir, opts.Dtype); g != "" {
+	if g := DtypeGraph(f.dir, opts.Dtype); g != "" && opts.GraphFile == "" { // a named graph wins
 		f.graphPath = g
 	}
 	if opts.TokenizerDir != "" {

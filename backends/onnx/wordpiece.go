@@ -18,9 +18,37 @@ import (
 // pre-tokenizer, WordPiece, and [CLS] A [SEP] framing.
 func wordPieceTokenizerJSON(dir string) ([]byte, error) {
 	vocabPath := filepath.Join(dir, "vocab.txt")
-	f, err := os.Open(vocabPath)
+	vocab, err := readWordPieceVocab(vocabPath)
 	if err != nil {
 		return nil, fmt.Errorf("no tokenizer.json and no vocab.txt in %s: %w", dir, err)
+	}
+	tc := bertTokenizerConfig{DoLowerCase: true, TokenizeChineseChars: true,
+		UNK: "[UNK]", SEP: "[SEP]", PAD: "[PAD]", CLS: "[CLS]", Mask: "[MASK]"}
+	if raw, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json")); err == nil {
+		if err := tc.parse(raw); err != nil {
+			return nil, fmt.Errorf("parse tokenizer_config.json: %w", err)
+		}
+	}
+	for _, tok := range []string{tc.CLS, tc.SEP, tc.UNK} {
+		if _, ok := vocab[tok]; !ok {
+			return nil, fmt.Errorf("%s: special token %q is not in the vocabulary", vocabPath, tok)
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(bertTokenizerDoc(vocab, tc)); err != nil {
+		return nil, fmt.Errorf("build tokenizer from vocab.txt: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// readWordPieceVocab reads vocab.txt: one token a line, its id the line
+// number (the first of duplicates wins).
+func readWordPieceVocab(path string) (map[string]int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	vocab := map[string]int{}
@@ -34,35 +62,14 @@ func wordPieceTokenizerJSON(dir string) ([]byte, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", vocabPath, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	return vocab, nil
+}
 
-	tc := bertTokenizerConfig{DoLowerCase: true, TokenizeChineseChars: true,
-		UNK: "[UNK]", SEP: "[SEP]", PAD: "[PAD]", CLS: "[CLS]", Mask: "[MASK]"}
-	if raw, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json")); err == nil {
-		if err := tc.parse(raw); err != nil {
-			return nil, fmt.Errorf("parse tokenizer_config.json: %w", err)
-		}
-	}
-	id := func(tok string) (int, error) {
-		v, ok := vocab[tok]
-		if !ok {
-			return 0, fmt.Errorf("%s: special token %q is not in the vocabulary", vocabPath, tok)
-		}
-		return v, nil
-	}
-	cls, err := id(tc.CLS)
-	if err != nil {
-		return nil, err
-	}
-	sep, err := id(tc.SEP)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := id(tc.UNK); err != nil {
-		return nil, err
-	}
-
+// bertTokenizerDoc is the tokenizer.json transformers' BertConverter
+// writes for vocab and tc (whose CLS, SEP and UNK are in vocab).
+func bertTokenizerDoc(vocab map[string]int, tc bertTokenizerConfig) map[string]any {
 	var added []map[string]any
 	for _, tok := range []string{tc.PAD, tc.UNK, tc.CLS, tc.SEP, tc.Mask} {
 		if v, ok := vocab[tok]; ok {
@@ -76,7 +83,7 @@ func wordPieceTokenizerJSON(dir string) ([]byte, error) {
 	seq := func(name string, typeID int) map[string]any {
 		return map[string]any{"Sequence": map[string]any{"id": name, "type_id": typeID}}
 	}
-	doc := map[string]any{
+	return map[string]any{
 		"version":      "1.0",
 		"truncation":   nil,
 		"padding":      nil,
@@ -90,21 +97,14 @@ func wordPieceTokenizerJSON(dir string) ([]byte, error) {
 			"single": []any{special(tc.CLS, 0), seq("A", 0), special(tc.SEP, 0)},
 			"pair":   []any{special(tc.CLS, 0), seq("A", 0), special(tc.SEP, 0), seq("B", 1), special(tc.SEP, 1)},
 			"special_tokens": map[string]any{
-				tc.CLS: map[string]any{"id": tc.CLS, "ids": []int{cls}, "tokens": []string{tc.CLS}},
-				tc.SEP: map[string]any{"id": tc.SEP, "ids": []int{sep}, "tokens": []string{tc.SEP}},
+				tc.CLS: map[string]any{"id": tc.CLS, "ids": []int{vocab[tc.CLS]}, "tokens": []string{tc.CLS}},
+				tc.SEP: map[string]any{"id": tc.SEP, "ids": []int{vocab[tc.SEP]}, "tokens": []string{tc.SEP}},
 			},
 		},
 		"decoder": map[string]any{"type": "WordPiece", "prefix": "##", "cleanup": true},
 		"model": map[string]any{"type": "WordPiece", "unk_token": tc.UNK, "continuing_subword_prefix": "##",
 			"max_input_chars_per_word": 100, "vocab": vocab},
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
-		return nil, fmt.Errorf("build tokenizer from vocab.txt: %w", err)
-	}
-	return buf.Bytes(), nil
 }
 
 // bertTokenizerConfig holds the tokenizer_config.json fields BertConverter reads.

@@ -30,32 +30,48 @@ func main() {
 	}
 }
 
+// allSections are the report's sections, in order.
+const allSections = "cache,transports,model,batching,limit,memory"
+
 type options struct {
-	chorus, python, models, out string
-	quick                       bool
+	chorus, python, onnxPython, models, out, sections string
+	quick                                             bool
 }
 
 func run() error {
 	var o options
 	flag.StringVar(&o.chorus, "chorus", "bin/chorus", "the chorus binary")
 	flag.StringVar(&o.python, "python", "", "python with scripts/bench/requirements.txt (kserve, torch, transformers)")
-	flag.StringVar(&o.models, "models", "", "folder with tiny/ and full/ from scripts/bench/make_models.py")
+	flag.StringVar(&o.onnxPython, "onnx-python", "", "python with scripts/onnx_tools/requirements.txt (onnxruntime), for the model-only limit")
+	flag.StringVar(&o.models, "models", "", "folder with tiny/ and full/ from scripts/bench/make_models.py (full/ with onnx/model_quantized.onnx)")
+	flag.StringVar(&o.sections, "sections", allSections, "sections to run, in order (a reduced run says so in the report)")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report to write")
 	flag.BoolVar(&o.quick, "quick", false, "fewer requests (a smoke run, not for reporting)")
-	only := flag.String("only", "", "run one section: transports (needs only --models/tiny), cache, model, batching, memory")
+	only := flag.String("only", "", "run one section (as --sections with one name): transports (needs only --models/tiny), cache, model, batching, limit, memory")
 	flag.Parse()
-	if (o.python == "" && *only != "transports") || o.models == "" {
-		return errors.New("--python and --models are required (make bench sets them)")
+	if *only != "" {
+		o.sections = *only
 	}
 	b := &bench{o: o, ctx: context.Background()}
 	defer b.stopAll()
-	all := map[string]func() (string, error){"cache": b.cacheHit, "transports": b.transports, "model": b.modelPath, "batching": b.batching, "memory": b.memory}
-	sections := []func() (string, error){b.cacheHit, b.transports, b.modelPath, b.batching, b.memory}
-	if *only != "" {
-		if all[*only] == nil {
-			return fmt.Errorf("--only %q: no such section", *only)
+	all := map[string]func() (string, error){"cache": b.cacheHit, "transports": b.transports, "model": b.modelPath,
+		"batching": b.batching, "limit": b.limit, "memory": b.memory}
+	var sections []func() (string, error)
+	for _, name := range strings.Split(o.sections, ",") {
+		s, ok := all[name]
+		if !ok {
+			return fmt.Errorf("--sections: no section %q (%s)", name, allSections)
 		}
-		sections = []func() (string, error){all[*only]}
+		if (name == "cache" || name == "model") && o.python == "" {
+			return fmt.Errorf("section %s needs --python (make bench sets it)", name)
+		}
+		if name == "limit" && o.onnxPython == "" {
+			return errors.New("section limit needs --onnx-python (make bench sets it)")
+		}
+		sections = append(sections, s)
+	}
+	if o.models == "" {
+		return errors.New("--models is required (make bench sets it)")
 	}
 	var body strings.Builder
 	for _, s := range sections {
@@ -257,7 +273,7 @@ func (b *bench) batching() (string, error) {
 	dir := filepath.Join(b.o.models, "full")
 	res := map[bool]loadgen.Result{}
 	for _, on := range []bool{false, true} {
-		batching := ""
+		batching := ", batching: {enabled: false}" // continuous batching is the default
 		if on {
 			batching = ", batching: {max_batch_size: 64, max_queue_delay: 5ms}"
 		}
@@ -334,9 +350,19 @@ func (b *bench) header() string {
 		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 	}
 	pyv := version(b.o.python, "-c", "import torch, transformers, kserve, importlib.metadata as m; print(f'torch {torch.__version__}, transformers {transformers.__version__}, kserve {m.version(\"kserve\")}')")
+	pyv = version(b.o.python, "--version") + "; " + pyv
+	if b.o.python == "" {
+		pyv = "KServe peers not run"
+	}
+	if b.o.onnxPython != "" {
+		pyv += "; model-only limit: onnxruntime " + version(b.o.onnxPython, "-c", "import onnxruntime; print(onnxruntime.__version__)")
+	}
 	mode := ""
 	if b.o.quick {
 		mode = "\n> **Quick run** (`--quick`): a tenth of the requests; a smoke test, not figures to quote.\n"
+	}
+	if b.o.sections != allSections {
+		mode += "\n> **Reduced run** (`--sections " + b.o.sections + "`): only these sections were measured.\n"
 	}
 	return fmt.Sprintf(`# Benchmarks
 
@@ -346,9 +372,9 @@ HTTP/1.1 on loopback) in one session on one machine; the load generator shares t
 %s
 - Machine: %s, %d cores, %s
 - Chorus: %s, ONNX Runtime 1.29.0 (CPU), Go %s
-- Peers: %s; %s
+- Peers: %s
 `, time.Now().UTC().Format("2006-01-02"), mode, cpu, runtime.NumCPU(), memTotal(), version(b.o.chorus, "--version"),
-		strings.TrimPrefix(runtime.Version(), "go"), version(b.o.python, "--version"), pyv)
+		strings.TrimPrefix(runtime.Version(), "go"), pyv)
 }
 
 func memTotal() string {

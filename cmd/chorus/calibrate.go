@@ -91,7 +91,7 @@ reliability diagrams before and after with the confidence histograms.`,
 	fs.StringVar(&f.plot, "plot", "", "reliability diagram PNG (default: reliability.png beside --out)")
 	fs.StringVar(&f.ortLib, "ort-lib", onnx.DefaultLibraryPath(), "ONNX Runtime shared library (with --config)")
 	fs.StringVar(&f.method, "method", string(calibration.MethodTemperature), "temperature, vector, label_temperature or platt")
-	fs.BoolVar(&f.multiLabel, "multi-label", false, "the model is multi-label (sigmoid); labels are lists")
+	fs.BoolVar(&f.multiLabel, "multi-label", false, "the model is multi-label (sigmoid); labels are lists (default: true when the model is served with a sigmoid)")
 	fs.Float64Var(&f.l2, "l2", calibration.DefaultL2, "L2 guard of vector, label_temperature and platt scaling")
 	fs.IntVar(&f.bootstrap, "bootstrap", 0, "bootstrap resamples for 95% intervals (0: none)")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the bootstrap resamples")
@@ -112,6 +112,8 @@ type scorer interface {
 	score(ctx context.Context, texts []string) (protocol.Logits, error)
 	labels() []string
 	fingerprint() string
+	// activation is what the model is served with (its metadata).
+	activation() string
 	close()
 }
 
@@ -148,6 +150,9 @@ func calibrate(ctx context.Context, cmd *cobra.Command, f *calibrateFlags) error
 	fp := ""
 	if sc != nil {
 		labels, fp = sc.labels(), sc.fingerprint()
+		if err := f.settleActivation(cmd, sc.activation()); err != nil {
+			return err
+		}
 	}
 
 	dataPath := f.data

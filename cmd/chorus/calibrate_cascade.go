@@ -58,6 +58,7 @@ func (c *cascadeScorer) score(ctx context.Context, texts []string) (protocol.Log
 }
 func (c *cascadeScorer) labels() []string    { return c.scores.Labels }
 func (c *cascadeScorer) fingerprint() string { return "" }
+func (c *cascadeScorer) activation() string  { return c.scores.Activation }
 func (c *cascadeScorer) close()              { c.local.close() }
 
 // calibrateCascade scores --data with every stage of the cascade, then
@@ -77,6 +78,9 @@ func calibrateCascade(ctx context.Context, cmd *cobra.Command, f *calibrateFlags
 		return err
 	}
 	defer cs.close()
+	if a := cs.activation(); a != string(calibration.ActivationSoftmax) {
+		return usageError{fmt.Errorf("--cascade sweeps single-label (softmax) cascades; %s scores with %s", f.model, a)}
+	}
 	split, err := loadSplit(ctx, f.data, cs, cs.labels(), f.batch, cmd.ErrOrStderr())
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/calibration/report"
 )
@@ -42,6 +44,22 @@ func (o *methodOptions) check() error {
 		return fmt.Errorf("--bootstrap must be 0 (none) or at least 2")
 	}
 	return nil
+}
+
+// settleActivation follows the scored model's activation unless
+// --multi-label was given: a model served with a sigmoid is multi-label
+// (its calibration must be sigmoid to be served), one served with none
+// has no probabilities to calibrate.
+func (f *calibrateFlags) settleActivation(cmd *cobra.Command, act string) error {
+	switch {
+	case act == string(calibration.ActivationNone):
+		return fmt.Errorf("--model %s is served with activation none (raw scores): there are no probabilities to calibrate", f.model)
+	case cmd.Flags().Changed("multi-label"):
+		return nil
+	case act == string(calibration.ActivationSigmoid):
+		f.multiLabel = true
+	}
+	return f.methodOptions.check()
 }
 
 // fitCalibrator fits the chosen method on a split.

@@ -58,13 +58,14 @@ func (l *localScorer) score(ctx context.Context, texts []string) (protocol.Logit
 }
 func (l *localScorer) labels() []string    { return l.meta.Labels }
 func (l *localScorer) fingerprint() string { return l.meta.Fingerprint }
+func (l *localScorer) activation() string  { return l.meta.Activation }
 func (l *localScorer) close()              { l.reg.Close(); l.rt.Close() }
 
 // remoteScorer scores against a running gateway over V2, with the kserve
 // backend (raw logits as an FP32 tensor).
 type remoteScorer struct {
 	*kserve.Backend
-	fp string
+	fp, act string
 }
 
 func newRemoteScorer(ctx context.Context, f *calibrateFlags) (*remoteScorer, error) {
@@ -81,12 +82,13 @@ func newRemoteScorer(ctx context.Context, f *calibrateFlags) (*remoteScorer, err
 		}
 	}
 	fp, _ := md.Parameters["fingerprint"].(string)
+	act, _ := md.Parameters["activation"].(string)
 	b, err := kserve.New(kserve.Config{URL: f.url, Model: f.model, Protocol: "v2", Logits: kserve.LogitsTensor,
 		Labels: labels, Timeout: time.Minute, Client: client})
 	if err != nil {
 		return nil, fmt.Errorf("--url: %w", err)
 	}
-	return &remoteScorer{Backend: b, fp: fp}, nil
+	return &remoteScorer{Backend: b, fp: fp, act: act}, nil
 }
 
 func (r *remoteScorer) score(ctx context.Context, texts []string) (protocol.Logits, error) {
@@ -94,4 +96,5 @@ func (r *remoteScorer) score(ctx context.Context, texts []string) (protocol.Logi
 }
 func (r *remoteScorer) labels() []string    { return r.Metadata().Labels }
 func (r *remoteScorer) fingerprint() string { return r.fp }
+func (r *remoteScorer) activation() string  { return r.act }
 func (r *remoteScorer) close()              { _ = r.Close() }

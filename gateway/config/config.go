@@ -163,9 +163,21 @@ type Model struct {
 	// LongText is how texts longer than the model takes are classified:
 	// truncated (default) or in windows (see LongText).
 	LongText LongText `yaml:"long_text"`
-	// Temperature divides the logits before every softmax (probabilities and
-	// KServe's probability strings; labels and raw logits are unchanged).
-	// Must be > 0. Default 1. Exclusive with calibration.
+	// Activation turns logits into scores (probabilities, KServe's
+	// probability strings, the labels and scores outputs, mean_probs):
+	// softmax, sigmoid (multi-label: one independent score per label) or
+	// none (the logits themselves, for regression heads). Default: as
+	// transformers' text-classification pipeline picks it from the model's
+	// config.json (multi_label_classification or one label: sigmoid;
+	// regression: none; else softmax); softmax for remote replicas, which
+	// do not say.
+	Activation string `yaml:"activation"`
+	// Threshold is the score at or above which a label is returned by the
+	// labels output (V1 output "labels", V2 output "labels"). Default 0.5.
+	Threshold float64 `yaml:"threshold"`
+	// Temperature divides the logits before the activation (probabilities
+	// and KServe's probability strings; labels and raw logits are
+	// unchanged). Must be > 0. Default 1. Exclusive with calibration.
 	Temperature float64 `yaml:"temperature"`
 	// Calibration is a calibration.json written by `chorus calibrate`; its
 	// temperature is used after checking that it names this model's
@@ -313,7 +325,8 @@ type Replica struct {
 	// MaxRequestTokens bounds one request's tokens, all texts together
 	// (413 past it). Default 0: no bound.
 	MaxRequestTokens int `yaml:"max_request_tokens"`
-	// Batching runs concurrent requests to this replica together. Default off.
+	// Batching runs concurrent requests to this replica together. Default
+	// on: continuous batching (no queue delay).
 	Batching Batching `yaml:"batching"`
 	// LowerCase overrides the tokenizer's lowercasing (KServe's
 	// --disable_lower_case is lower_case: false). Default: as tokenizer.json says.
@@ -358,16 +371,22 @@ type Replica struct {
 	TLS TLS `yaml:"tls"`
 }
 
-// Batching configures dynamic batching of an in-process replica: requests
-// wait up to max_queue_delay to be run together, up to max_batch_size texts
-// and max_batch_tokens padded tokens per run, grouped by length.
+// Batching configures dynamic batching of an in-process replica: one run at
+// a time, up to max_batch_size texts and max_batch_tokens padded tokens,
+// grouped by length. By default it is continuous: an idle replica runs a
+// lone request at once, and requests that arrive during a run form the
+// next one. With max_queue_delay set, a batch's first request also waits
+// up to that long for others.
 type Batching struct {
-	// MaxBatchSize texts per run. Setting it (or max_queue_delay) turns
-	// batching on. Default when on: 32.
+	// Enabled turns batching on or off; off, every request runs on its own,
+	// concurrently. Default true.
+	Enabled *bool `yaml:"enabled"`
+	// MaxBatchSize texts per run. Default 32.
 	MaxBatchSize int `yaml:"max_batch_size"`
 	// MaxBatchTokens bounds texts × longest text per run. Default 8192.
 	MaxBatchTokens int `yaml:"max_batch_tokens"`
-	// MaxQueueDelay is how long a request waits for others. Default 2ms.
+	// MaxQueueDelay is how long a batch's first request waits for others.
+	// Default 0: continuous batching, no wait.
 	MaxQueueDelay Duration `yaml:"max_queue_delay"`
 	// QueueSize bounds waiting requests; past it: 503 with Retry-After.
 	// Default 1024.

@@ -138,7 +138,8 @@ func (r *Replica) applyDefaults(modelName, baseDir string) {
 		r.MemoryArena = orTrue(r.MemoryArena)
 		r.SpecialTokens = orTrue(r.SpecialTokens)
 		r.Dtype = cmp.Or(r.Dtype, onnx.DefaultDtype)
-		if r.Batching.MaxBatchSize > 0 || r.Batching.MaxQueueDelay > 0 { // batching is on
+		r.Batching.Enabled = orTrue(r.Batching.Enabled)
+		if *r.Batching.Enabled {
 			d := onnx.DefaultBatching()
 			b := &r.Batching
 			b.MaxBatchSize = cmp.Or(b.MaxBatchSize, d.MaxBatchSize)

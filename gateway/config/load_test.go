@@ -52,6 +52,8 @@ var badFiles = map[string]string{
 	"long-text-mode.bad.yaml":        `models[sst2].long_text.mode: "sliding": want truncate or chunk`,
 	"long-text-truncate.bad.yaml":    "models[sst2].long_text: window, stride and combine are for mode: chunk",
 	"temperature.bad.yaml":           "models[a].temperature: -1: want a finite temperature > 0",
+	"activation.bad.yaml":            `models[a].activation: "tanh": want softmax, sigmoid or none`,
+	"threshold.bad.yaml":             "models[a].threshold: -0.5: want a finite score >= 0",
 	"calibration-missing.bad.yaml":   "models[a].calibration: ",
 	"device.bad.yaml":                `models[sst2].replicas[0].device: "gpu0": want cpu or cuda:N`,
 	"protocol.bad.yaml":              `models[sst2].replicas[0].protocol: "v3": want v1, v2 or grpc`,
@@ -224,5 +226,19 @@ func TestTimingHeadersDefault(t *testing.T) {
 		if got := *c.Server.TimingHeaders; got != want {
 			t.Errorf("%s: timing headers %v, want %v", file, got, want)
 		}
+	}
+}
+
+func TestActivation(t *testing.T) {
+	cfg, err := Load("testdata/activation.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := cfg.Models[0]; m.Activation != "sigmoid" || m.Threshold != 0.3 {
+		t.Errorf("activation %q threshold %v, want the file's sigmoid and 0.3", m.Activation, m.Threshold)
+	}
+	// Left empty: the model's metadata decides when the model is built.
+	if m := cfg.Models[1]; m.Activation != "" || m.Threshold != 0 {
+		t.Errorf("defaults %q %v, want empty (resolved from the model's config.json)", m.Activation, m.Threshold)
 	}
 }

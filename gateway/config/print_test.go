@@ -50,7 +50,7 @@ func TestMarshalShowsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"policy: least_outstanding", "attempts: 3", "budget: 30s", "ttl: 24h0m0s",
-		"namespace: chorus", "graph_optimization: all", "device: cpu", "temperature: 1", "read_header: 10s"} {
+		"namespace: chorus", "graph_optimization: all", "device: cpu", "max_batch_size: 32", "max_batch_tokens: 8192", "temperature: 1", "read_header: 10s"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("printed registry lacks %q:\n%s", want, out)
 		}

@@ -181,6 +181,14 @@ func (m *Model) validate(path string, errs *problems) {
 		}
 		labels[l] = true
 	}
+	switch m.Activation {
+	case "", "softmax", "sigmoid", "none":
+	default:
+		errs.add(path+".activation", "%q: want softmax, sigmoid or none", m.Activation)
+	}
+	if t := m.Threshold; t < 0 || math.IsNaN(t) || math.IsInf(t, 0) {
+		errs.add(path+".threshold", "%v: want a finite score >= 0", t)
+	}
 	if t := m.Temperature; t < 0 || math.IsNaN(t) || math.IsInf(t, 0) {
 		errs.add(path+".temperature", "%v: want a finite temperature > 0", t)
 	}

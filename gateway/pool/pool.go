@@ -171,9 +171,35 @@ func (p *Pool) Close() error {
 // refused. When no replica can take the request it fails at once with
 // ErrUnavailable.
 func (p *Pool) Predict(ctx context.Context, texts []string) (protocol.Logits, error) {
+	return p.attempt(ctx, map[*Replica]bool{}, func(ctx context.Context, r *Replica) (protocol.Logits, error) {
+		return r.backend.Predict(ctx, texts)
+	})
+}
+
+// PredictPairs is Predict for text pairs, sent only to the replicas whose
+// backend is a protocol.PairPredictor that takes pairs; when none does,
+// the request is refused (ErrInvalidInput): the model cannot take pairs.
+func (p *Pool) PredictPairs(ctx context.Context, pairs [][2]string) (protocol.Logits, error) {
+	skip := map[*Replica]bool{}
+	for _, r := range p.replicas {
+		if pp, ok := r.backend.(protocol.PairPredictor); !ok || !pp.TakesPairs() {
+			skip[r] = true
+		}
+	}
+	if len(skip) == len(p.replicas) {
+		return nil, fmt.Errorf("%w: no replica of this model takes text pairs", protocol.ErrInvalidInput)
+	}
+	return p.attempt(ctx, skip, func(ctx context.Context, r *Replica) (protocol.Logits, error) {
+		return r.backend.(protocol.PairPredictor).PredictPairs(ctx, pairs)
+	})
+}
+
+// attempt runs call on replicas not in tried (which it fills), with
+// Predict's retries and bounds.
+func (p *Pool) attempt(ctx context.Context, tried map[*Replica]bool, call func(context.Context, *Replica) (protocol.Logits, error)) (protocol.Logits, error) {
 	budget, cancel := context.WithTimeout(ctx, p.opts.Budget)
 	defer cancel()
-	tried := map[*Replica]bool{}
+	skipped := len(tried)
 	var lastErr error
 	for attempt := 0; attempt < p.opts.Attempts; {
 		if err := ctx.Err(); err != nil {
@@ -195,7 +221,7 @@ func (p *Pool) Predict(ctx context.Context, texts []string) (protocol.Logits, er
 		actx, span := p.opts.Tracer.Start(budget, "chorus.attempt", trace.WithAttributes(
 			attribute.String("chorus.replica", r.Name), attribute.Int("chorus.attempt", attempt)))
 		r.inflight.Add(1)
-		logits, err := r.backend.Predict(actx, texts)
+		logits, err := call(actx, r)
 		r.inflight.Add(-1)
 		if err != nil {
 			span.RecordError(err)
@@ -224,7 +250,7 @@ func (p *Pool) Predict(ctx context.Context, texts []string) (protocol.Logits, er
 		}
 	}
 	if lastErr != nil {
-		return nil, fmt.Errorf("%d of %d replicas tried: %w", len(tried), len(p.replicas), lastErr)
+		return nil, fmt.Errorf("%d of %d replicas tried: %w", len(tried)-skipped, len(p.replicas)-skipped, lastErr)
 	}
-	return nil, fmt.Errorf("%w: all %d replicas are down or at capacity", protocol.ErrUnavailable, len(p.replicas))
+	return nil, fmt.Errorf("%w: all %d replicas are down or at capacity", protocol.ErrUnavailable, len(p.replicas)-skipped)
 }

@@ -169,7 +169,8 @@ func (b *builder) calibration(mc config.Model) (gateway.Calibration, error) {
 // scoring is a model's default output and temperature, after KServe's
 // Hugging Face server flags.
 func scoring(m config.Model) gateway.Scoring {
-	s := gateway.Scoring{Mode: gateway.ModeLabel, Temperature: m.Temperature}
+	s := gateway.Scoring{Mode: gateway.ModeLabel, Temperature: m.Temperature,
+		Activation: calibration.Activation(m.Activation), Threshold: m.Threshold}
 	switch {
 	case m.ReturnProbabilities:
 		s.Mode = gateway.ModeProbabilities

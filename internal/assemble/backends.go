@@ -100,6 +100,11 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 	if err != nil {
 		return nil, "", err
 	}
+	var batching onnx.Batching // zero: off
+	if rb := rc.Batching; rb.Enabled == nil || *rb.Enabled {
+		batching = onnx.Batching{MaxBatchSize: rb.MaxBatchSize, MaxBatchTokens: rb.MaxBatchTokens,
+			MaxQueueDelay: time.Duration(rb.MaxQueueDelay), QueueSize: rb.QueueSize}
+	}
 	tokDir, err := tokenizerDir(ctx, rc, b.Hub)
 	if err != nil {
 		return nil, "", err
@@ -107,8 +112,7 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 	m, err := b.Runtime.Open(dir, onnx.Options{LowerCase: rc.LowerCase, NoSpecialTokens: !*rc.SpecialTokens,
 		Dtype: rc.Dtype, TokenizerDir: tokDir, MaxLength: rc.MaxLength, GraphFile: rc.ONNXFile, IntraOpThreads: rc.IntraOpThreads,
 		InterOpThreads: rc.InterOpThreads, GraphOptimization: rc.GraphOptimization, MemoryArena: rc.MemoryArena,
-		Device: rc.Device, Batching: onnx.Batching{MaxBatchSize: rc.Batching.MaxBatchSize, MaxBatchTokens: rc.Batching.MaxBatchTokens,
-			MaxQueueDelay: time.Duration(rc.Batching.MaxQueueDelay), QueueSize: rc.Batching.QueueSize},
+		Device: rc.Device, Batching: batching,
 		Observer: b.observer(mc.Name), Tracer: b.tracer(), MaxRequestTokens: rc.MaxRequestTokens, LongText: b.longText(mc)})
 	if err != nil {
 		return nil, "", err

@@ -1,0 +1,288 @@
+package onnx
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/chorusml/chorus/protocol"
+)
+
+// fakeRunner stands in for the graph: it records the texts of each run
+// (each text is one token, its id), answers each text with its id as its
+// one logit, and, when gated, holds every run until the test releases it.
+type fakeRunner struct {
+	mu      sync.Mutex
+	runs    [][]uint32
+	started chan struct{} // receives once per run, when gated
+	release chan struct{} // one receive lets one run finish, when gated
+}
+
+func newGatedRunner() *fakeRunner {
+	return &fakeRunner{started: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (f *fakeRunner) run(encs []encoding, _ time.Duration, _ ...trace.Link) (protocol.Logits, error) {
+	ids := make([]uint32, len(encs))
+	out := make(protocol.Logits, len(encs))
+	for i, e := range encs {
+		ids[i] = uint32(e.ids[0])
+		out[i] = []float32{float32(e.ids[0])}
+	}
+	f.mu.Lock()
+	f.runs = append(f.runs, ids)
+	f.mu.Unlock()
+	if f.started != nil {
+		f.started <- struct{}{}
+		<-f.release
+	}
+	return out, nil
+}
+
+func (f *fakeRunner) batches() [][]uint32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.runs)
+}
+
+// fakeClock is the batcher's timer: the test fires it; calls counts timers.
+type fakeClock struct {
+	mu     sync.Mutex
+	calls  int
+	asked  chan struct{} // receives once per timer started
+	firing chan time.Time
+}
+
+func (c *fakeClock) after(time.Duration) (<-chan time.Time, func() bool) {
+	c.mu.Lock()
+	c.calls++
+	c.mu.Unlock()
+	if c.asked != nil {
+		c.asked <- struct{}{}
+	}
+	return c.firing, func() bool { return true }
+}
+
+func (c *fakeClock) timers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls
+}
+
+func enc(id uint32) []encoding {
+	return []encoding{{ids: []int64{int64(id)}, mask: []int64{1}}}
+}
+
+func testBatcher(t *testing.T, o Batching, r *fakeRunner, c *fakeClock) *batcher {
+	t.Helper()
+	b := startBatcher(o, r.run, c.after, noop.NewTracerProvider().Tracer(""), nil)
+	t.Cleanup(b.close)
+	return b
+}
+
+// answer waits for a queued request and checks it got its own logit back.
+func answer(t *testing.T, b *batcher, p *pending, id uint32) {
+	t.Helper()
+	got, err := b.wait(context.Background(), p)
+	if err != nil {
+		t.Fatalf("text %d: %v", id, err)
+	}
+	if len(got) != 1 || got[0][0] != float32(id) {
+		t.Fatalf("text %d answered %v", id, got)
+	}
+}
+
+// Continuous batching (the default): an idle batcher runs a lone request
+// at once, without starting a timer to wait for company.
+func TestContinuousLoneRequestRunsAtOnce(t *testing.T) {
+	r := &fakeRunner{}
+	// A timer that fires at once: were the batcher to wait on it, the
+	// request would still be answered, and the count below would say so.
+	fired := make(chan time.Time, 1)
+	fired <- time.Time{}
+	c := &fakeClock{firing: fired}
+	b := testBatcher(t, DefaultBatching(), r, c)
+	for i := range uint32(3) {
+		got, err := b.submit(context.Background(), enc(i+1))
+		if err != nil || got[0][0] != float32(i+1) {
+			t.Fatalf("request %d: %v %v", i, got, err)
+		}
+	}
+	if n := c.timers(); n != 0 {
+		t.Errorf("continuous batching started %d timers, want none", n)
+	}
+	if got := r.batches(); !slices.EqualFunc(got, [][]uint32{{1}, {2}, {3}}, slices.Equal) {
+		t.Errorf("runs %v, want each lone request run alone", got)
+	}
+}
+
+// Requests that arrive while a run is in progress form the next run,
+// bounded by max_batch_size and length-grouped; requests whose client left
+// while queued are dropped before running.
+func TestContinuousArrivalsFormNextBatch(t *testing.T) {
+	r := newGatedRunner()
+	c := &fakeClock{}
+	b := testBatcher(t, Batching{MaxBatchSize: 3}, r, c)
+
+	first, err := b.enqueue(context.Background(), enc(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-r.started // run 1 holds text 100; the rest queue behind it
+	gone, cancel := context.WithCancel(context.Background())
+	left, err := b.enqueue(gone, enc(99))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	var queued []*pending
+	for _, id := range []uint32{7, 5, 6, 4} {
+		p, err := b.enqueue(context.Background(), enc(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued = append(queued, p)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 2 { // runs 2 and 3 start once run 1 is released
+			r.release <- struct{}{}
+			<-r.started
+		}
+		r.release <- struct{}{}
+	}()
+	answer(t, b, first, 100)
+	if _, err := b.wait(context.Background(), left); !errors.Is(err, context.Canceled) {
+		t.Errorf("request whose client left: %v, want context.Canceled", err)
+	}
+	for i, id := range []uint32{7, 5, 6, 4} {
+		answer(t, b, queued[i], id)
+	}
+	<-done
+	// Run 2 took the next three requests (one of them gone: two texts),
+	// run 3 the last; nothing waited on a timer.
+	want := [][]uint32{{100}, {7, 5}, {6, 4}}
+	if got := r.batches(); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("runs %v, want %v", got, want)
+	}
+	if st := (BatchStats{Runs: b.runs.Load(), Dropped: b.dropped.Load()}); st.Runs != 3 || st.Dropped != 1 {
+		t.Errorf("stats %+v, want 3 runs, 1 dropped", st)
+	}
+	if n := c.timers(); n != 0 {
+		t.Errorf("%d timers started, want none", n)
+	}
+}
+
+// Texts of one continuous batch are sorted by length and split by the
+// padded-token budget, as with a queue delay.
+func TestContinuousTokenBudget(t *testing.T) {
+	r := newGatedRunner()
+	b := testBatcher(t, Batching{MaxBatchSize: 8, MaxBatchTokens: 6}, r, &fakeClock{})
+	first, err := b.enqueue(context.Background(), enc(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-r.started
+	long := encoding{ids: []int64{9, 9, 9, 9}, mask: []int64{1, 1, 1, 1}}
+	ps := make([]*pending, 3)
+	for i, e := range [][]encoding{{long}, enc(2), enc(3)} {
+		if ps[i], err = b.enqueue(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.release <- struct{}{}
+		for range 2 {
+			<-r.started
+			r.release <- struct{}{}
+		}
+	}()
+	defer func() { <-done }()
+	answer(t, b, first, 1)
+	for i, id := range []uint32{9, 2, 3} {
+		answer(t, b, ps[i], id)
+	}
+	// 2 short + 1 long = 3×4 padded tokens > 6: the short ones run together.
+	want := [][]uint32{{1}, {2, 3}, {9}}
+	if got := r.batches(); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("runs %v, want %v", got, want)
+	}
+}
+
+// With max_queue_delay set, the first request waits for others to fill the
+// batch: until the batch is full or the delay ends.
+func TestQueueDelayWaitsToFill(t *testing.T) {
+	r := &fakeRunner{}
+	c := &fakeClock{asked: make(chan struct{}), firing: make(chan time.Time)}
+	b := testBatcher(t, Batching{MaxBatchSize: 2, MaxQueueDelay: time.Hour}, r, c)
+
+	a, err := b.enqueue(context.Background(), enc(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-c.asked // the batcher holds text 1 and waits for company
+	second, err := b.enqueue(context.Background(), enc(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer(t, b, a, 1) // the batch filled up (2 texts) before the delay ended
+	answer(t, b, second, 2)
+
+	lone, err := b.enqueue(context.Background(), enc(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-c.asked
+	c.firing <- time.Time{} // the delay ends with one text
+	answer(t, b, lone, 3)
+
+	want := [][]uint32{{1, 2}, {3}}
+	if got := r.batches(); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("runs %v, want %v", got, want)
+	}
+}
+
+// A full queue fails at once with ErrUnavailable (the gateway's 503).
+func TestContinuousQueueFull(t *testing.T) {
+	r := newGatedRunner()
+	b := testBatcher(t, Batching{MaxBatchSize: 4, QueueSize: 2}, r, &fakeClock{})
+	running, err := b.enqueue(context.Background(), enc(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-r.started
+	var queued []*pending
+	for id := range uint32(2) {
+		p, err := b.enqueue(context.Background(), enc(id+2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued = append(queued, p)
+	}
+	if _, err := b.submit(context.Background(), enc(9)); !errors.Is(err, protocol.ErrUnavailable) {
+		t.Errorf("third request into a queue of 2: %v, want ErrUnavailable", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.release <- struct{}{}
+		<-r.started
+		r.release <- struct{}{}
+	}()
+	defer func() { <-done }()
+	answer(t, b, running, 1)
+	answer(t, b, queued[0], 2)
+	answer(t, b, queued[1], 3)
+	if n := b.rejected.Load(); n != 1 {
+		t.Errorf("%d rejected, want 1", n)
+	}
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/chorusml/chorus/internal/loadgen"
+)
+
+// modelLimit is scripts/bench/model_limit.py's answer: ONNX Runtime in
+// Python running the graph alone, per batch size.
+type modelLimit struct {
+	BatchSizes   map[string]float64 `json:"batch_sizes"`
+	BestBatch    int                `json:"best_batch"`
+	BestSeqPerS  float64            `json:"best_seq_per_s"`
+	ONNXRuntime  string             `json:"onnxruntime"`
+	Threads      int                `json:"threads"`
+	GraphRelPath string             `json:"graph"`
+}
+
+// measureLimit runs the model-only limit on the same texts the load
+// generator sends.
+func (b *bench) measureLimit(dir, graph string) (modelLimit, error) {
+	f, err := os.CreateTemp("", "chorus-bench-texts-*.txt")
+	if err != nil {
+		return modelLimit{}, err
+	}
+	defer func() { _ = os.Remove(f.Name()) }()
+	_, err = f.WriteString(strings.Join(shortTexts, "\n") + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return modelLimit{}, err
+	}
+	secs := "4"
+	if b.o.quick {
+		secs = "1"
+	}
+	out, err := exec.Command(b.o.onnxPython, "scripts/bench/model_limit.py", "--model", dir, "--graph", graph,
+		"--texts", f.Name(), "--threads", "2", "--seconds", secs).Output()
+	if err != nil {
+		return modelLimit{}, fmt.Errorf("model_limit.py %s: %w", graph, err)
+	}
+	var l modelLimit
+	if err := json.Unmarshal(out, &l); err != nil {
+		return modelLimit{}, fmt.Errorf("model_limit.py %s: %w", graph, err)
+	}
+	return l, nil
+}
+
+// batchingModes are the in-process batching settings measured against the
+// limit: the default first.
+var batchingModes = []struct{ name, yaml string }{
+	{"continuous batching (default)", ""},
+	{"batching off", ", batching: {enabled: false}"},
+	{"wait-to-fill batching (max 64, 5 ms)", ", batching: {max_batch_size: 64, max_queue_delay: 5ms}"},
+}
+
+// limit measures Chorus end to end against the model-only limit, fp32 and
+// int8, at 1, 8 and 64 clients, in each batching mode.
+func (b *bench) limit() (string, error) {
+	dir := filepath.Join(b.o.models, "full")
+	var out strings.Builder
+	out.WriteString("\n## Chorus against the model-only limit, fp32 and int8\n\n" +
+		"Full-size random DistilBERT, one-text V1 requests (the same 200 short texts everywhere), cache off. " +
+		"**Model-only limit**: ONNX Runtime in Python, no server (`scripts/bench/model_limit.py`), the same graph and texts " +
+		"tokenised beforehand, 2 intra-op threads, at batch 1, 8, 16, 32 and 64; the best batch size is the limit. " +
+		"Chorus runs ONNX Runtime with its default threads (one per core: 2). int8 is `onnx/model_quantized.onnx` " +
+		"from `scripts/onnx_tools/variants.py` (dynamic int8), served with `onnx_file`. " +
+		"The load generator shares the 2 cores with the server; the limit runs alone.\n")
+	clients := []struct{ c, n int }{{1, 200}, {8, 400}, {64, 640}}
+	best := map[string]float64{}
+	for _, g := range []struct{ name, file string }{{"fp32", "onnx/model.onnx"}, {"int8", "onnx/model_quantized.onnx"}} {
+		lim, err := b.measureLimit(dir, g.file)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&out, "\n### %s (`%s`)\n\nModel-only limit, seq/s by batch size:", g.name, g.file)
+		for _, bs := range []string{"1", "8", "16", "32", "64"} {
+			fmt.Fprintf(&out, " %s: %.0f;", bs, lim.BatchSizes[bs])
+		}
+		fmt.Fprintf(&out, " **limit %.0f seq/s** (batch %d).\n\n", lim.BestSeqPerS, lim.BestBatch)
+		out.WriteString("| Chorus | clients | requests | errors | req/s | p50 ms | p99 ms | × limit |\n|---|---|---|---|---|---|---|---|\n")
+		for _, m := range batchingModes {
+			ch, url, err := b.startChorus(fmt.Sprintf("models:\n  - name: m\n    cache: {enabled: false}\n    replicas: [{type: onnx, model_dir: %q, onnx_file: %q%s}]\n",
+				dir, g.file, m.yaml))
+			if err != nil {
+				return "", err
+			}
+			loadgen.Run(b.ctx, 40, 8, v1(url, "m", true))
+			for _, c := range clients {
+				if m.yaml != "" && c.c == 8 {
+					continue // the comparisons that matter: lone requests and full load
+				}
+				r := loadgen.Run(b.ctx, b.n(c.n), c.c, v1(url, "m", true))
+				fmt.Fprintf(&out, "| %s | %d | %d | %d | %.0f | %.2f | %.2f | %.2f |\n", m.name, c.c, r.Requests, r.Errors, r.RPS,
+					float64(r.P50.Microseconds())/1000, float64(r.P99.Microseconds())/1000, r.RPS/lim.BestSeqPerS)
+				if m.yaml == "" && c.c == 64 {
+					best[g.name] = r.RPS
+				}
+			}
+			b.stop(ch)
+		}
+	}
+	fmt.Fprintf(&out, "\n**int8 / fp32 end to end at 64 clients: %.2f×** (goal: ≥ 3×; goal for each: ≥ 0.9× its limit).\n",
+		best["int8"]/best["fp32"])
+	return out.String(), nil
+}
