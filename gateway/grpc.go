@@ -229,7 +229,7 @@ func (g *grpcService) ModelMetadata(ctx context.Context, req *oippb.ModelMetadat
 	meta := m.Metadata()
 	resp := &oippb.ModelMetadataResponse{Name: m.Name(), Versions: m.VersionNames(), Platform: meta.Platform,
 		Inputs: []*oippb.ModelMetadataResponse_TensorMetadata{{Name: "input-0", Datatype: protocol.DatatypeBYTES, Shape: []int64{-1}}}}
-	for _, o := range outputsMetadata(m.Scoring().Mode, len(meta.Labels), isEnsemble(m)) {
+	for _, o := range withCascadeOutputs(m, outputsMetadata(m.Scoring().Mode, len(meta.Labels), isEnsemble(m))) {
 		resp.Outputs = append(resp.Outputs, &oippb.ModelMetadataResponse_TensorMetadata{Name: o.Name, Datatype: o.Datatype, Shape: o.Shape})
 	}
 	return resp, nil

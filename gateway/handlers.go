@@ -91,6 +91,12 @@ func (s *Server) v1Predict(c *gin.Context) {
 			resp.Members = r.v1Members()
 		}
 	}
+	if p.cascade != nil {
+		resp.Parameters = cascadeV1Parameters(p)
+	}
+	if p.windows != nil {
+		resp.Parameters = map[string]any{"windows": p.windows}
+	}
 	resp.Parameters = s.truncationParameters(resp.Parameters, m.Name(), p)
 	c.JSON(http.StatusOK, resp)
 }
@@ -121,7 +127,7 @@ func (s *Server) v2ModelMetadata(c *gin.Context) {
 		Versions: m.VersionNames(),
 		Platform: meta.Platform,
 		Inputs:   []protocol.TensorMetadata{{Name: "input-0", Datatype: protocol.DatatypeBYTES, Shape: []int64{-1}}},
-		Outputs:  outputsMetadata(sc.Mode, len(meta.Labels), isEnsemble(m)),
+		Outputs:  withCascadeOutputs(m, outputsMetadata(sc.Mode, len(meta.Labels), isEnsemble(m))),
 		Parameters: map[string]any{"labels": meta.Labels, "fingerprint": meta.Fingerprint,
 			"temperature": sc.Temperature, "activation": string(sc.Activation), "threshold": sc.Threshold},
 	}

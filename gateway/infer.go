@@ -21,6 +21,9 @@ func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protoc
 	if !isEnsemble(m) && slices.Contains(req.Outputs, protocol.OutputMemberLogits) {
 		return protocol.InferResponse{}, cacheResult{}, fmt.Errorf("%w: output %q: %q is not an ensemble", protocol.ErrInvalidInput, protocol.OutputMemberLogits, m.Name())
 	}
+	if err := checkCascadeOutputs(m, req.Outputs); err != nil {
+		return protocol.InferResponse{}, cacheResult{}, err
+	}
 	p, err := s.predictInputs(ctx, m, v, req.Texts, req.Pairs, useCache)
 	if err != nil {
 		return protocol.InferResponse{}, p.cache, err
@@ -33,13 +36,20 @@ func (s *Server) inferV2(ctx context.Context, m Servable, v *Version, req protoc
 	r.topK = req.TopK
 	s.monitor.answered(m.Name(), r, p.logits, protocol.RequestID(ctx), id)
 	resp := protocol.InferResponse{ModelName: m.Name(), ID: id, Outputs: r.v2Outputs(p.logits, req.Outputs)}
-	if p.cache.used || p.ensemble {
+	cascadeV2Outputs(resp.Outputs, p)
+	if p.cache.used || p.ensemble || p.cascade != nil || p.windows != nil {
 		resp.Parameters = map[string]any{}
 		if p.cache.used {
 			resp.Parameters["cache_hits"] = p.cache.hits
 		}
 		if p.ensemble {
 			v2EnsembleParameters(resp.Parameters, p)
+		}
+		if p.cascade != nil {
+			cascadeV2Parameters(resp.Parameters, p)
+		}
+		if p.windows != nil {
+			windowsV2Parameters(resp.Parameters, p.windows)
 		}
 	}
 	resp.Parameters = s.truncationParameters(resp.Parameters, m.Name(), p)

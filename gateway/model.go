@@ -133,6 +133,9 @@ type ModelOptions struct {
 	Scoring        Scoring
 	Calibration    Calibration
 	Cache          CachePolicy
+	// Windows, set when the replicas classify long texts in windows, makes
+	// every answer say how many windows each text used.
+	Windows *WindowsReport
 }
 
 // Model is a named model: one or more versions, each a pool of replicas.
@@ -143,8 +146,9 @@ type Model struct {
 	meta     protocol.ModelMetadata
 	versions []*Version
 	// def takes unversioned requests when no version sets traffic.
-	def  *Version
-	rand func(n int) int
+	def     *Version
+	rand    func(n int) int
+	windows *WindowsReport // nil: texts are truncated
 }
 
 var _ Servable = (*Model)(nil)
@@ -181,6 +185,11 @@ func NewModel(o ModelOptions) (*Model, error) {
 		}
 	}
 	m.meta.Labels = labels
+	if m.windows = o.Windows; m.windows != nil {
+		if err := m.checkWindows(); err != nil {
+			return nil, err
+		}
+	}
 	if o.DefaultVersion != "" && m.def.Name != o.DefaultVersion {
 		return nil, fmt.Errorf("model %s: default version %q is not one of its versions", o.Name, o.DefaultVersion)
 	}
@@ -265,7 +274,11 @@ func (m *Model) Predict(ctx context.Context, v *Version, texts []string) (protoc
 // predict goes through the scorer's cache.
 func (m *Model) predict(ctx context.Context, s *Scorer, v *Version, texts []string, useCache bool) (prediction, error) {
 	l, cr, err := s.cached(ctx, m, v, texts, useCache)
-	return prediction{logits: l, cache: cr}, err
+	if err != nil {
+		return prediction{cache: cr}, err
+	}
+	w, err := m.windowsOf(v, texts)
+	return prediction{logits: l, cache: cr, windows: w}, err
 }
 
 // Ready reports whether version v (nil: any version) can serve.

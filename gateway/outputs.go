@@ -11,7 +11,7 @@ import (
 // v2OutputNames are the outputs a V2 request may name.
 var v2OutputNames = []string{protocol.OutputDefault, protocol.OutputLabel, protocol.OutputProbabilities,
 	protocol.OutputLogits, protocol.OutputCalibratedLogits, protocol.OutputMemberLogits,
-	protocol.OutputLabels, protocol.OutputScores}
+	protocol.OutputLabels, protocol.OutputScores, OutputStage}
 
 // render turns raw logits into a model's outputs: its default mode, its
 // temperature (applied before every activation; labels and raw logits are

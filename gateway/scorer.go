@@ -44,6 +44,10 @@ type prediction struct {
 	ensemble bool
 	members  []memberResult
 	failed   []string
+	// cascade answers also say which stage answered each text.
+	cascade *cascadeResult
+	// windows per text, for a model that classifies long texts in windows.
+	windows []int
 }
 
 // Predict scores texts with m on version v (see Servable.Route).

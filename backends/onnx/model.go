@@ -77,6 +77,9 @@ type Options struct {
 	// after truncation; past it Predict fails with ErrTooLarge (413).
 	// Default 0: no bound.
 	MaxRequestTokens int
+	// LongText, when set, classifies texts longer than a window as a whole
+	// (see LongText; chunk.go). Default nil: truncate to MaxLength.
+	LongText *LongText
 }
 
 // GraphOptimizations are the valid GraphOptimization names, weakest first.
@@ -168,6 +171,7 @@ type Model struct {
 	meta       protocol.ModelMetadata
 	batcher    *batcher // nil: every request runs as its own batch
 	maxTokens  int
+	chunk      *chunker // nil: texts are truncated
 	observer   Observer
 	tracer     trace.Tracer
 
@@ -265,6 +269,13 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 		Fingerprint: fp,
 		Platform:    "onnxruntime_onnx",
 		Activation:  f.activation,
+	}
+	if opts.LongText != nil {
+		if m.chunk, err = m.newChunker(f.tokenizerJSON, *opts.LongText, !opts.NoSpecialTokens); err != nil {
+			_ = m.Close()
+			return nil, fmt.Errorf("%s: %w", dir, err)
+		}
+		m.meta.Fingerprint = m.chunk.fingerprint(m.meta.Fingerprint)
 	}
 	return m, nil
 }
@@ -388,6 +399,9 @@ func (m *Model) Predict(ctx context.Context, texts []string) (protocol.Logits, e
 
 // PredictTexts is Predict, also saying which texts were truncated.
 func (m *Model) PredictTexts(ctx context.Context, texts []string) (Prediction, error) {
+	if m.chunk != nil {
+		return m.predictChunked(ctx, texts)
+	}
 	return m.predict(ctx, len(texts), func(i int) (encoding, error) { return m.encode(texts[i]) })
 }
 
@@ -576,6 +590,7 @@ func (m *Model) Close() error {
 		m.batcher.close()
 	}
 	m.tok.close()
+	m.chunk.close()
 	if err := m.session.Destroy(); err != nil {
 		return fmt.Errorf("destroy session: %w", err)
 	}

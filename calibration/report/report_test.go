@@ -85,3 +85,21 @@ func TestReliabilityPNGRows(t *testing.T) {
 		}
 	}
 }
+
+func TestCascadePNG(t *testing.T) {
+	pts := []calibration.CascadePoint{{Threshold: 0.5, Share: 1, Accuracy: 0.8}, {Threshold: 0.9, Share: 0.7, Accuracy: 0.9}, {Threshold: 1, Share: 0, Accuracy: 0.91}}
+	var b bytes.Buffer
+	if err := CascadePNG(&b, "c", pts, 0.91, 0.9); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := img.Bounds(); r.Dx() < 400 || r.Dy() < r.Dx() {
+		t.Errorf("image %v: want two panels, one above the other", r)
+	}
+	if err := CascadePNG(&b, "c", nil, 0.9, -1); err == nil {
+		t.Error("no points drawn without an error")
+	}
+}

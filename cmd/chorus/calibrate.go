@@ -33,6 +33,7 @@ type calibrateFlags struct {
 	bins, batch       int
 	out, plot, ortLib string
 	feedback          bool
+	cascadeOptions
 	methodOptions
 }
 
@@ -95,6 +96,7 @@ reliability diagrams before and after with the confidence histograms.`,
 	fs.IntVar(&f.bootstrap, "bootstrap", 0, "bootstrap resamples for 95% intervals (0: none)")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the bootstrap resamples")
 	fs.BoolVar(&f.feedback, "feedback", false, "with --url: replay --data's labels to the gateway's feedback endpoint instead of fitting")
+	f.cascadeOptions.flags(fs)
 	return cmd
 }
 
@@ -124,6 +126,9 @@ func calibrate(ctx context.Context, cmd *cobra.Command, f *calibrateFlags) error
 	}
 	if f.feedback {
 		return replayFeedback(ctx, cmd, f)
+	}
+	if f.cascade {
+		return calibrateCascade(ctx, cmd, f)
 	}
 	stderr := cmd.ErrOrStderr()
 

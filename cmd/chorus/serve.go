@@ -73,7 +73,7 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	// Runtime last: every model's session must be gone before it.
 	defer rt.Close()
 
-	deps := assemble.Deps{Runtime: rt, Hub: storage.HubFromEnv(os.Getenv), Metrics: metrics, Tracing: tracing, Log: log,
+	deps := assemble.Deps{Runtime: rt, Hub: storage.HubFromEnv(os.Getenv), Metrics: metrics, Tracing: tracing, Log: log, Cache: store,
 		AllowCalibrationMismatch: f.allowCalibrationMismatch}
 	build := func(c *config.Config) (*gateway.Registry, error) { return assemble.Registry(ctx, c, deps) }
 	reg, err := build(cfg)

@@ -160,6 +160,9 @@ type Model struct {
 	Pool Pool `yaml:"pool"`
 	// Cache is this model's use of the logits cache.
 	Cache ModelCache `yaml:"cache"`
+	// LongText is how texts longer than the model takes are classified:
+	// truncated (default) or in windows (see LongText).
+	LongText LongText `yaml:"long_text"`
 	// Activation turns logits into scores (probabilities, KServe's
 	// probability strings, the labels and scores outputs, mean_probs):
 	// softmax, sigmoid (multi-label: one independent score per label) or
@@ -191,6 +194,15 @@ type Model struct {
 	// MinMembers lets an ensemble answer when some members fail, combining
 	// what answered with renormalised weights. Default: all members.
 	MinMembers int `yaml:"min_members"`
+	// Stages make this model a cascade (see Stage): each text is answered
+	// by the first stage whose calibrated top-label probability reaches its
+	// min_confidence, else by the last. Exclusive with replicas, versions
+	// and members; a cascade has no temperature or calibration of its own.
+	Stages []Stage `yaml:"stages,omitempty"`
+	// OnStageFailure is what a cascade does when a stage other than the
+	// last fails: fail (default: the request fails, 503 when the stage's
+	// replicas are down) or next (its texts go on to the next stage).
+	OnStageFailure string `yaml:"on_stage_failure"`
 }
 
 // Member is one model of an ensemble.

@@ -82,9 +82,14 @@ func (c *Config) applyDefaults(baseDir string) {
 
 func (m *Model) applyDefaults(baseDir string) {
 	m.Cache.Enabled = orTrue(m.Cache.Enabled)
+	m.LongText.applyDefaults()
 	m.Calibration = absPath(baseDir, m.Calibration)
 	if m.Calibration == "" {
 		m.Temperature = cmp.Or(m.Temperature, DefaultTemperature)
+	}
+	if m.IsCascade() {
+		m.OnStageFailure = cmp.Or(m.OnStageFailure, DefaultOnStageFailure)
+		return
 	}
 	if m.IsEnsemble() {
 		m.Combine = cmp.Or(m.Combine, string(ensemble.DefaultCombine))

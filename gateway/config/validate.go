@@ -105,6 +105,7 @@ func (c *Config) Validate() error {
 		m.validate(path, &errs)
 	}
 	c.validateEnsembles(&errs)
+	c.validateCascades(&errs)
 	return errors.Join(errs...)
 }
 
@@ -151,6 +152,8 @@ func (c *Config) validateEnsembles(errs *problems) {
 				errs.add(mp+".name", "%q is not a model in this registry", mem.Name)
 			case target.IsEnsemble():
 				errs.add(mp+".name", "%q is an ensemble: members must be models with replicas", mem.Name)
+			case target.IsCascade():
+				errs.add(mp+".name", "%q is a cascade: members must be models with replicas", mem.Name)
 			case mem.Name == m.Name:
 				errs.add(mp+".name", "an ensemble cannot contain itself")
 			case seen[mem.Name]:
@@ -196,6 +199,13 @@ func (m *Model) validate(path string, errs *problems) {
 		if _, err := os.Stat(m.Calibration); err != nil {
 			errs.add(path+".calibration", "%s: no such file (write one with `chorus calibrate`)", m.Calibration)
 		}
+	}
+	m.validateLongText(path, errs)
+	if m.IsCascade() {
+		if len(m.Replicas) > 0 || len(m.Versions) > 0 || m.Version != "" || len(m.Members) > 0 {
+			errs.add(path, "stages (a cascade) are exclusive with replicas, versions, version and members")
+		}
+		return
 	}
 	if m.IsEnsemble() {
 		if len(m.Replicas) > 0 || len(m.Versions) > 0 || m.Version != "" {

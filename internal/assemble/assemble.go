@@ -30,6 +30,9 @@ type Deps struct {
 	// Tracing traces backends (nil: no spans).
 	Tracing *telemetry.Tracing
 	Log     *slog.Logger
+	// Cache is the logits cache: models with long_text mode chunk keep
+	// their windows' logits in it too (nil: they do not).
+	Cache gateway.LogitsCache
 	// AllowCalibrationMismatch uses calibration files fitted for another
 	// fingerprint (serve --allow-calibration-mismatch).
 	AllowCalibrationMismatch bool
@@ -42,9 +45,10 @@ func Registry(ctx context.Context, cfg *config.Config, d Deps) (*gateway.Registr
 	if d.Tracing == nil {
 		d.Tracing = &telemetry.Tracing{Provider: noop.NewTracerProvider()}
 	}
-	b := &builder{Deps: d, clients: map[config.TLS]*http.Client{}}
+	b := &builder{Deps: d, clients: map[config.TLS]*http.Client{}, cache: cfg.Cache}
 	var servables []gateway.Servable
 	models := map[string]*gateway.Model{}
+	byName := map[string]gateway.Servable{} // models and ensembles: what a cascade's stages may be
 	fail := func(err error) (*gateway.Registry, error) {
 		for _, s := range servables {
 			_ = s.Close()
@@ -53,15 +57,15 @@ func Registry(ctx context.Context, cfg *config.Config, d Deps) (*gateway.Registr
 		return nil, err
 	}
 	for _, mc := range cfg.Models {
-		if mc.IsEnsemble() {
-			continue // after the models it combines
+		if mc.IsEnsemble() || mc.IsCascade() {
+			continue // after the models they combine
 		}
 		m, err := b.model(ctx, mc)
 		if err != nil {
 			return fail(err)
 		}
 		servables = append(servables, m)
-		models[mc.Name] = m
+		models[mc.Name], byName[mc.Name] = m, m
 		d.Log.Info("model loaded", slog.String("model", mc.Name), slog.Int("versions", len(m.Versions())),
 			slog.Any("labels", m.Metadata().Labels), slog.String("fingerprint", short(m.Metadata().Fingerprint)),
 			slog.Float64("temperature", m.Scoring().Temperature))
@@ -75,9 +79,15 @@ func Registry(ctx context.Context, cfg *config.Config, d Deps) (*gateway.Registr
 			return fail(err)
 		}
 		servables = append(servables, e)
+		byName[mc.Name] = e
 		d.Log.Info("ensemble loaded", slog.String("model", mc.Name), slog.Int("members", len(mc.Members)),
 			slog.String("combine", mc.Combine), slog.Float64("temperature", e.Scoring().Temperature))
 	}
+	cascades, err := b.cascades(cfg, byName)
+	if err != nil {
+		return fail(err)
+	}
+	servables = append(servables, cascades...)
 	reg, err := gateway.NewRegistry(servables)
 	if err != nil {
 		return fail(err)
@@ -103,9 +113,13 @@ func (b *builder) model(ctx context.Context, mc config.Model) (*gateway.Model, e
 	if err != nil {
 		return nil, err
 	}
+	windows, err := b.windowsMetric(mc)
+	if err != nil {
+		return nil, err
+	}
 	m, err := gateway.NewModel(gateway.ModelOptions{Name: mc.Name, Labels: mc.Labels, Versions: vs,
 		DefaultVersion: mc.DefaultVersion, Scoring: scoring(mc), Calibration: cal,
-		Cache: gateway.CachePolicy{Off: !*mc.Cache.Enabled, TTL: time.Duration(mc.Cache.TTL)}})
+		Cache: gateway.CachePolicy{Off: !*mc.Cache.Enabled, TTL: time.Duration(mc.Cache.TTL)}, Windows: windows})
 	if err != nil {
 		for _, v := range vs {
 			_ = v.Pool.Close()

@@ -26,6 +26,7 @@ type builder struct {
 	Deps
 	clients map[config.TLS]*http.Client
 	open    []protocol.Predictor // opened, not yet owned by a model
+	cache   config.Cache         // where chunking models keep window logits
 }
 
 func (b *builder) tracer() trace.Tracer {
@@ -112,7 +113,7 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 		Dtype: rc.Dtype, TokenizerDir: tokDir, MaxLength: rc.MaxLength, GraphFile: rc.ONNXFile, IntraOpThreads: rc.IntraOpThreads,
 		InterOpThreads: rc.InterOpThreads, GraphOptimization: rc.GraphOptimization, MemoryArena: rc.MemoryArena,
 		Device: rc.Device, Batching: batching,
-		Observer: b.observer(mc.Name), Tracer: b.tracer(), MaxRequestTokens: rc.MaxRequestTokens})
+		Observer: b.observer(mc.Name), Tracer: b.tracer(), MaxRequestTokens: rc.MaxRequestTokens, LongText: b.longText(mc)})
 	if err != nil {
 		return nil, "", err
 	}

@@ -1,0 +1,232 @@
+package onnx_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/chorusml/chorus/backends/onnx"
+	"github.com/chorusml/chorus/calibration"
+)
+
+type windowCase struct {
+	ModelDir string    `json:"model_dir"`
+	Window   int       `json:"window"`
+	Stride   int       `json:"stride"`
+	Text     string    `json:"text"`
+	Windows  [][]int64 `json:"windows"`
+}
+
+func windowCases(t *testing.T) []windowCase {
+	t.Helper()
+	raw, err := os.ReadFile("../../testdata/long-text/windows.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []windowCase
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	return cases
+}
+
+// TestTokenWindowsMatchTransformers: the windows are token for token those
+// transformers' tokenizer cuts (return_overflowing_tokens, stride), special
+// tokens per window included, for WordPiece and byte-level BPE tokenizers.
+func TestTokenWindowsMatchTransformers(t *testing.T) {
+	for _, c := range windowCases(t) {
+		t.Run(fmt.Sprintf("%s/%d/%d/%d", filepath.Base(c.ModelDir), c.Window, c.Stride, len(c.Windows)), func(t *testing.T) {
+			m, err := rt.Open(filepath.Join("../..", c.ModelDir), onnx.Options{LongText: &onnx.LongText{Window: c.Window, Stride: c.Stride}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			got, err := m.TokenWindows(c.Text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(c.Windows) {
+				t.Fatalf("%d windows, transformers %d", len(got), len(c.Windows))
+			}
+			for i := range got {
+				if !slices.Equal(got[i], c.Windows[i]) {
+					t.Fatalf("window %d:\n got %v\nwant %v", i, got[i], c.Windows[i])
+				}
+			}
+			n, err := m.Windows([]string{c.Text})
+			if err != nil || n[0] != len(c.Windows) {
+				t.Errorf("Windows: %v %v, want %d", n, err, len(c.Windows))
+			}
+		})
+	}
+}
+
+// TestChunkedLogits: a text that fits one window scores exactly as when
+// truncating; a longer one is the real-token-weighted mean of its windows'
+// logits (mean_logits) or the per-label max probability (max_probs), each
+// window scored as a text of its own.
+func TestChunkedLogits(t *testing.T) {
+	const dir = "../../models/demo-sentiment"
+	trunc, err := rt.Open(dir, onnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trunc.Close()
+	mean, err := rt.Open(dir, onnx.Options{LongText: &onnx.LongText{Window: 64, Stride: 16}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mean.Close()
+	maxp, err := rt.Open(dir, onnx.Options{LongText: &onnx.LongText{Window: 64, Stride: 16, Combine: onnx.CombineMaxProbs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer maxp.Close()
+	if mean.Metadata().Fingerprint == trunc.Metadata().Fingerprint || mean.Metadata().Fingerprint == maxp.Metadata().Fingerprint {
+		t.Error("the fingerprint does not say how texts are windowed: cached logits would mix")
+	}
+
+	short := "Hello, my dog is cute"
+	long := strings.Repeat("The train left at noon. ", 40) + "The ending was wonderful."
+	ctx := context.Background()
+	want, err := trunc.Predict(ctx, []string{short})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := mean.Predict(ctx, []string{short, long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got[0], want[0]) {
+		t.Errorf("one window: %v, truncating %v", got[0], want[0])
+	}
+
+	windows, err := mean.TokenWindows(long)
+	if err != nil || len(windows) < 3 {
+		t.Fatalf("%d windows, %v", len(windows), err)
+	}
+	rows, err := mean.PredictIDs(ctx, windows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wsum float64
+	wmean := make([]float64, 2)
+	best := make([]float64, 2)
+	for i, r := range rows {
+		w := float64(len(windows[i]) - 2) // less [CLS] and [SEP]
+		wsum += w
+		p := calibration.Softmax(r, 1)
+		for j := range r {
+			wmean[j] += w * float64(r[j])
+			best[j] = max(best[j], p[j])
+		}
+	}
+	for j := range wmean {
+		if d := math.Abs(wmean[j]/wsum - float64(got[1][j])); d > 1e-5 {
+			t.Errorf("mean_logits label %d: %v, want %v", j, got[1][j], wmean[j]/wsum)
+		}
+	}
+	gotMax, err := maxp.Predict(ctx, []string{long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range best {
+		// log(max p): softmax renormalises the per-label maxima.
+		if d := math.Abs(math.Log(best[j]) - float64(gotMax[0][j])); d > 1e-4 {
+			t.Errorf("max_probs label %d: %v, want log %v", j, gotMax[0][j], best[j])
+		}
+	}
+}
+
+func TestLongTextOptions(t *testing.T) {
+	for _, o := range []onnx.LongText{{Window: 1000}, {Window: 64, Stride: 62}, {Stride: -1}, {Combine: "median"}} {
+		if m, err := rt.Open("../../models/demo-sentiment", onnx.Options{LongText: &o}); err == nil {
+			m.Close()
+			t.Errorf("%+v accepted", o)
+		}
+	}
+}
+
+// mapWindows is an in-memory WindowCache that counts what it stored.
+type mapWindows struct {
+	mu     sync.Mutex
+	rows   map[string][]float32
+	stored int
+}
+
+func (c *mapWindows) Get(_ context.Context, fp string, k int, keys []string) ([][]float32, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([][]float32, len(keys))
+	for i, key := range keys {
+		if r, ok := c.rows[fp+key]; ok && len(r) == k {
+			out[i] = r
+		}
+	}
+	return out, nil
+}
+
+func (c *mapWindows) Set(fp string, rows map[string][]float32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, r := range rows {
+		c.rows[fp+key] = r
+		c.stored++
+	}
+}
+
+// TestWindowCache: a document resent with a new ending scores only its
+// last window; the answers are the same as without the cache.
+func TestWindowCache(t *testing.T) {
+	const dir = "../../models/demo-sentiment"
+	store := &mapWindows{rows: map[string][]float32{}}
+	cached, err := rt.Open(dir, onnx.Options{LongText: &onnx.LongText{Window: 64, Stride: 16, Cache: store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cached.Close()
+	plain, err := rt.Open(dir, onnx.Options{LongText: &onnx.LongText{Window: 64, Stride: 16}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if cached.Metadata().Fingerprint != plain.Metadata().Fingerprint {
+		t.Error("the cache changed the fingerprint")
+	}
+	body := strings.Repeat("The train left at noon. ", 40)
+	first, second := body+"The ending was wonderful.", body+"The ending was terrible."
+	w, err := cached.TokenWindows(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, doc := range []string{first, second, second} {
+		got, err := cached.Predict(ctx, []string{doc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := plain.Predict(ctx, []string{doc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got[0], want[0]) {
+			t.Errorf("document %d: cached %v, uncached %v", i, got[0], want[0])
+		}
+	}
+	// The first document stores its distinct windows; the second only its
+	// last (the others are the first's); the third nothing.
+	distinct := map[string]bool{}
+	for _, ids := range w {
+		distinct[fmt.Sprint(ids)] = true
+	}
+	if want := len(distinct) + 1; store.stored != want {
+		t.Errorf("%d windows stored, want %d (the first document's %d distinct windows, then one)", store.stored, want, len(distinct))
+	}
+}
