@@ -153,7 +153,7 @@ func TestStartupErrors(t *testing.T) {
 		{"half of the KServe flags", []string{"--model_name", "x", "--model_dir", "a", "--model_id", "b/c"}, 2, []string{"--model_name goes with exactly one of --model_dir, --model_id, --storage_uri"}},
 		{"KServe's default model_dir", []string{"--model_name", "x"}, 1, []string{"/mnt/models"}},
 		{"KServe task Chorus does not serve", []string{"--model_name", "x", "--model_dir", "testdata/models/sst2-tiny-a", "--task", "text_generation"}, 2, []string{"sequence_classification only"}},
-		{"validate good", []string{"validate", "--config", "configs/local.yaml"}, 0, []string{"configs/local.yaml: ok (7 models)"}},
+		{"validate good", []string{"validate", "--config", "configs/local.yaml"}, 0, []string{"configs/local.yaml: ok (9 models)"}},
 		{"validate bad", []string{"validate", "--config", "gateway/config/testdata/duplicate.bad.yaml"}, 1, []string{`duplicate model name "sst2"`}},
 	}
 	for _, c := range cases {

@@ -83,6 +83,42 @@ func withTruncation(ctx context.Context, call func(context.Context) (protocol.Lo
 // rowPredict scores inputs on a version and says which it truncated.
 type rowPredict[T any] func(context.Context, *Version, []T) (protocol.Logits, []int, error)
 
+// lookup reads keys from the store: each found row and whether it was
+// truncated (nil rows are misses). Corrupt values are deleted and counted;
+// a store error makes every key a miss.
+func (s *Scorer) lookup(ctx context.Context, keys []string, fp string, k int) ([][]float32, []bool) {
+	store := s.cacheOpts.Store
+	found := make([][]float32, len(keys))
+	cut := make([]bool, len(keys))
+	lctx, span := s.tracer.Start(ctx, "chorus.cache.lookup")
+	if span.IsRecording() { // attributes cost allocations on every hit; build them only for a span that keeps them
+		span.SetAttributes(attribute.Int("chorus.cache.keys", len(keys)))
+	}
+	vals, err := store.Get(lctx, keys)
+	endSpan(span, err)
+	if err != nil {
+		s.cacheStats.errors.Add(1)
+		vals = nil
+	}
+	var corrupt []string
+	for i, b := range vals {
+		if b == nil {
+			continue
+		}
+		row, truncated, err := cache.DecodeRow(fp, k, b)
+		if err != nil {
+			corrupt = append(corrupt, keys[i])
+			continue
+		}
+		found[i], cut[i] = row, truncated
+	}
+	if len(corrupt) > 0 {
+		s.cacheStats.corrupt.Add(uint64(len(corrupt)))
+		store.Delete(corrupt)
+	}
+	return found, cut
+}
+
 // cachedRows is cached for any kind of input (texts, text pairs): key
 // names an input's cache entry, predict scores inputs on v.
 func cachedRows[T comparable](ctx context.Context, s *Scorer, m *Model, v *Version, inputs []T, useCache bool,
@@ -113,34 +149,7 @@ func cachedRows[T comparable](ctx context.Context, s *Scorer, m *Model, v *Versi
 			keys, keyInputs = append(keys, key), append(keyInputs, in)
 		}
 	}
-	found := make([][]float32, len(keys))
-	cut := make([]bool, len(keys))
-	lctx, span := s.tracer.Start(ctx, "chorus.cache.lookup")
-	if span.IsRecording() { // attributes cost allocations on every hit; build them only for a span that keeps them
-		span.SetAttributes(attribute.Int("chorus.cache.keys", len(keys)))
-	}
-	vals, err := store.Get(lctx, keys)
-	endSpan(span, err)
-	if err != nil {
-		s.cacheStats.errors.Add(1)
-		vals = nil
-	}
-	var corrupt []string
-	for i, b := range vals {
-		if b == nil {
-			continue
-		}
-		row, truncated, err := cache.DecodeRow(fp, k, b)
-		if err != nil {
-			corrupt = append(corrupt, keys[i])
-			continue
-		}
-		found[i], cut[i] = row, truncated
-	}
-	if len(corrupt) > 0 {
-		s.cacheStats.corrupt.Add(uint64(len(corrupt)))
-		store.Delete(corrupt)
-	}
+	found, cut := s.lookup(ctx, keys, fp, k)
 
 	var missInputs []T
 	var missKeys []string

@@ -41,20 +41,7 @@ func RunWithTolerance(t *testing.T, p protocol.Predictor, ref Reference, tol flo
 	k := len(meta.Labels)
 	texts := ref.TextList()
 
-	t.Run("Metadata", func(t *testing.T) {
-		if k == 0 {
-			t.Fatal("no labels")
-		}
-		if k != len(ref.Texts[0].Logits) {
-			t.Fatalf("%d labels, reference has %d logits", k, len(ref.Texts[0].Logits))
-		}
-		if meta.Fingerprint == "" {
-			t.Error("empty fingerprint")
-		}
-		if meta.Activation != "" && ref.Activation != "" && meta.Activation != ref.Activation {
-			t.Errorf("activation %q, transformers' pipeline applies %q", meta.Activation, ref.Activation)
-		}
-	})
+	runMetadata(t, meta, ref)
 
 	t.Run("BatchMatchesReference", func(t *testing.T) {
 		got, err := p.Predict(context.Background(), texts)
@@ -115,6 +102,26 @@ func RunWithTolerance(t *testing.T, p protocol.Predictor, ref Reference, tol flo
 
 	runEdgeCases(t, p, texts)
 	runConcurrent(t, p, ref, tol)
+}
+
+// runMetadata checks what the predictor says it serves.
+func runMetadata(t *testing.T, meta protocol.ModelMetadata, ref Reference) {
+	t.Helper()
+	k := len(meta.Labels)
+	t.Run("Metadata", func(t *testing.T) {
+		if k == 0 {
+			t.Fatal("no labels")
+		}
+		if k != len(ref.Texts[0].Logits) {
+			t.Fatalf("%d labels, reference has %d logits", k, len(ref.Texts[0].Logits))
+		}
+		if meta.Fingerprint == "" {
+			t.Error("empty fingerprint")
+		}
+		if meta.Activation != "" && ref.Activation != "" && meta.Activation != ref.Activation {
+			t.Errorf("activation %q, transformers' pipeline applies %q", meta.Activation, ref.Activation)
+		}
+	})
 }
 
 // runPairs checks text pairs against the reference's, for predictors that

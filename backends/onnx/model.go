@@ -2,17 +2,9 @@ package onnx
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,142 +15,6 @@ import (
 
 	"github.com/chorusml/chorus/protocol"
 )
-
-// Options tune how a model folder is served. The zero value is valid.
-type Options struct {
-	// MaxLength truncates texts to this many tokens, special tokens
-	// included. The length used is the smallest of this, the tokenizer's
-	// model_max_length (when set) and the tokens the model's positions take
-	// (max_position_embeddings, less padding_idx+1 for RoBERTa-family
-	// models); more than the positions take is an error. Default (0): the
-	// model's own limits.
-	MaxLength int
-	// LowerCase overrides the tokenizer's lowercasing (nil: as its
-	// tokenizer.json says), as KServe's --disable_lower_case.
-	LowerCase *bool
-	// NoSpecialTokens encodes without [CLS]/[SEP] and the like, as
-	// KServe's --disable_special_tokens. Default false.
-	NoSpecialTokens bool
-	// Dtype picks the graph optimum exported for a weight type (one of
-	// Dtypes; float16 serves onnx/model_fp16.onnx) when the folder has it
-	// and GraphFile is not set; otherwise, and by default, the fp32 graph.
-	Dtype string
-	// TokenizerDir takes the tokenizer from another folder (another
-	// revision of the repo, as KServe's --tokenizer_revision). Default: the
-	// model's own.
-	TokenizerDir string
-	// GraphFile chooses the ONNX graph, relative to the model folder (e.g.
-	// onnx/model_quantized.onnx, as Hub repos with several graphs ship
-	// them). Default (""): onnx/model.onnx, else model.onnx.
-	GraphFile string
-	// IntraOpThreads is ONNX Runtime's intra-op thread count. Default (0):
-	// ONNX Runtime's choice, one per core.
-	IntraOpThreads int
-	// InterOpThreads is ONNX Runtime's inter-op thread count. Default (0):
-	// ONNX Runtime's choice.
-	InterOpThreads int
-	// GraphOptimization is "disable", "basic", "extended" or "all" (ONNX
-	// Runtime's default, "").
-	GraphOptimization string
-	// MemoryArena turns ONNX Runtime's CPU memory arena on or off (nil:
-	// ONNX Runtime's default, on).
-	MemoryArena *bool
-	// Device is "cpu" (default) or "cuda:N" (the CUDA execution provider on
-	// GPU N; needs ONNX Runtime's CUDA provider libraries beside the core
-	// library, see docs/GPU.md).
-	Device string
-	// Batching runs concurrent requests together. Default: off.
-	Batching Batching
-	// Observer receives run times and batch sizes (metrics). Default: none.
-	Observer Observer
-	// Tracer makes spans for tokenisation, batch waits and runs. Default: none.
-	Tracer trace.Tracer
-	// MaxRequestTokens bounds the tokens of one request, all texts together
-	// after truncation; past it Predict fails with ErrTooLarge (413).
-	// Default 0: no bound.
-	MaxRequestTokens int
-	// LongText, when set, classifies texts longer than a window as a whole
-	// (see LongText; chunk.go). Default nil: truncate to MaxLength.
-	LongText *LongText
-}
-
-// GraphOptimizations are the valid GraphOptimization names, weakest first.
-var GraphOptimizations = []string{"disable", "basic", "extended", "all"}
-
-// DefaultGraphOptimization is ONNX Runtime's own default, what "" means.
-const DefaultGraphOptimization = "all"
-
-// DeviceCPU is the default device; CUDA devices are "cuda:N" (ValidDevice).
-const DeviceCPU = "cpu"
-
-var cudaRE = regexp.MustCompile(`^cuda:[0-9]+$`)
-
-// ValidDevice reports whether d names a device Options.Device accepts.
-func ValidDevice(d string) bool { return d == "" || d == DeviceCPU || cudaRE.MatchString(d) }
-
-var graphLevels = map[string]ort.GraphOptimizationLevel{
-	"disable": ort.GraphOptimizationLevelDisableAll, "basic": ort.GraphOptimizationLevelEnableBasic,
-	"extended": ort.GraphOptimizationLevelEnableExtended, "all": ort.GraphOptimizationLevelEnableAll,
-}
-
-// sessionOptions turns Options into ONNX Runtime's session options.
-func sessionOptions(opts Options) (*ort.SessionOptions, error) {
-	so, err := ort.NewSessionOptions()
-	if err != nil {
-		return nil, fmt.Errorf("session options: %w", err)
-	}
-	fail := func(what string, err error) (*ort.SessionOptions, error) {
-		so.Destroy()
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	if opts.IntraOpThreads > 0 {
-		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
-			return fail("set intra-op threads", err)
-		}
-	}
-	if opts.InterOpThreads > 0 {
-		if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
-			return fail("set inter-op threads", err)
-		}
-	}
-	if opts.GraphOptimization != "" {
-		level, ok := graphLevels[opts.GraphOptimization]
-		if !ok {
-			return fail("graph optimization", fmt.Errorf("%q is not disable, basic, extended or all", opts.GraphOptimization))
-		}
-		if err := so.SetGraphOptimizationLevel(level); err != nil {
-			return fail("set graph optimization", err)
-		}
-	}
-	if opts.MemoryArena != nil {
-		if err := so.SetCpuMemArena(*opts.MemoryArena); err != nil {
-			return fail("set memory arena", err)
-		}
-	}
-	switch dev := opts.Device; {
-	case dev == "" || dev == "cpu":
-	case strings.HasPrefix(dev, "cuda:"):
-		id, err := strconv.Atoi(strings.TrimPrefix(dev, "cuda:"))
-		if err != nil || id < 0 {
-			return fail("device", fmt.Errorf("%q: want cuda:N", dev))
-		}
-		const hint = "CUDA execution provider (are libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so beside the core library? see docs/GPU.md)"
-		cuda, err := ort.NewCUDAProviderOptions()
-		if err != nil {
-			return fail(hint, err)
-		}
-		defer cuda.Destroy()
-		if err := cuda.Update(map[string]string{"device_id": strconv.Itoa(id)}); err != nil {
-			return fail(hint, err)
-		}
-		if err := so.AppendExecutionProviderCUDA(cuda); err != nil {
-			return fail(hint, err)
-		}
-	default:
-		return fail("device", fmt.Errorf("%q: want cpu or cuda:N", dev))
-	}
-	return so, nil
-}
 
 // Model serves one model folder. It is safe for concurrent use: ONNX
 // Runtime sessions and HF tokenizers both allow concurrent calls.
@@ -204,35 +60,10 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 
-	inputs, outputs, err := ort.GetInputOutputInfo(f.graphPath)
-	if err != nil {
-		return nil, fmt.Errorf("read graph %s: %w", f.graphPath, err)
-	}
 	m := &Model{padID: f.padID}
-	for _, in := range inputs {
-		switch in.Name {
-		case inputIDs, attentionMask:
-		case tokenTypeIDs:
-			m.withTypes = true
-		default:
-			return nil, fmt.Errorf("graph %s takes input %q, which Chorus cannot feed (known: %s, %s, %s)", f.graphPath, in.Name, inputIDs, attentionMask, tokenTypeIDs)
-		}
-		m.inputNames = append(m.inputNames, in.Name)
-	}
-	if !slices.Contains(m.inputNames, inputIDs) {
-		return nil, fmt.Errorf("graph %s has no %s input", f.graphPath, inputIDs)
-	}
-	outName := ""
-	for _, o := range outputs {
-		if o.Name == "logits" {
-			outName = o.Name
-		}
-	}
-	if outName == "" && len(outputs) > 0 {
-		outName = outputs[0].Name
-	}
-	if outName == "" {
-		return nil, fmt.Errorf("graph %s has no outputs", f.graphPath)
+	outName, err := m.readGraphIO(f.graphPath)
+	if err != nil {
+		return nil, err
 	}
 
 	tok, err := newHFTokenizer(f.tokenizerJSON, maxLen, f.truncateLeft, !opts.NoSpecialTokens)
@@ -280,6 +111,42 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 	return m, nil
 }
 
+// readGraphIO checks the graph's inputs (which of input_ids,
+// attention_mask, token_type_ids it takes) and returns the output to read:
+// "logits", else the first.
+func (m *Model) readGraphIO(graphPath string) (string, error) {
+	inputs, outputs, err := ort.GetInputOutputInfo(graphPath)
+	if err != nil {
+		return "", fmt.Errorf("read graph %s: %w", graphPath, err)
+	}
+	for _, in := range inputs {
+		switch in.Name {
+		case inputIDs, attentionMask:
+		case tokenTypeIDs:
+			m.withTypes = true
+		default:
+			return "", fmt.Errorf("graph %s takes input %q, which Chorus cannot feed (known: %s, %s, %s)", graphPath, in.Name, inputIDs, attentionMask, tokenTypeIDs)
+		}
+		m.inputNames = append(m.inputNames, in.Name)
+	}
+	if !slices.Contains(m.inputNames, inputIDs) {
+		return "", fmt.Errorf("graph %s has no %s input", graphPath, inputIDs)
+	}
+	outName := ""
+	for _, o := range outputs {
+		if o.Name == "logits" {
+			outName = o.Name
+		}
+	}
+	if outName == "" && len(outputs) > 0 {
+		outName = outputs[0].Name
+	}
+	if outName == "" {
+		return "", fmt.Errorf("graph %s has no outputs", graphPath)
+	}
+	return outName, nil
+}
+
 // safeMaxLength is the truncation length: the smallest of the configured
 // max_length, the tokenizer's model_max_length and what the positions take,
 // so that no text of any length can index past the position embeddings.
@@ -297,47 +164,6 @@ func safeMaxLength(f *folder, configured int) (int, error) {
 		return 0, errors.New("neither config.json (max_position_embeddings) nor tokenizer_config.json (model_max_length) bounds the length; set max_length")
 	}
 	return n, nil
-}
-
-// fingerprint hashes what decides the logits: the graph bytes, its
-// external data, and the tokenizer with its truncation. Lines for external
-// data and left truncation are only written when present, so that the
-// fingerprints of plain folders (and the caches keyed by them) stay as they
-// were.
-func fingerprint(f *folder, maxLen int, special bool) (string, error) {
-	hashFile := func(path string) ([]byte, error) {
-		g, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("fingerprint graph: %w", err)
-		}
-		defer g.Close()
-		gh := sha256.New()
-		if _, err := io.Copy(gh, g); err != nil {
-			return nil, fmt.Errorf("fingerprint graph: %w", err)
-		}
-		return gh.Sum(nil), nil
-	}
-	gh, err := hashFile(f.graphPath)
-	if err != nil {
-		return "", err
-	}
-	th := sha256.Sum256(f.tokenizerJSON)
-	h := sha256.New()
-	fmt.Fprintf(h, "graph=%x\ntokenizer=%x\nmax_length=%d\n", gh, th, maxLen)
-	for _, p := range f.graphData {
-		dh, err := hashFile(p)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "graph_data %s=%x\n", filepath.Base(p), dh)
-	}
-	if f.truncateLeft {
-		fmt.Fprintf(h, "truncation_side=left\n")
-	}
-	if !special {
-		fmt.Fprintf(h, "special_tokens=false\n")
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Metadata describes the served model.

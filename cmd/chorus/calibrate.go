@@ -132,14 +132,7 @@ func calibrate(ctx context.Context, cmd *cobra.Command, f *calibrateFlags) error
 	}
 	stderr := cmd.ErrOrStderr()
 
-	var sc scorer
-	var err error
-	switch {
-	case f.config != "":
-		sc, err = newLocalScorer(ctx, f, stderr)
-	case f.url != "":
-		sc, err = newRemoteScorer(ctx, f)
-	}
+	sc, err := f.scorer(ctx, stderr)
 	if err != nil {
 		return err
 	}
@@ -229,6 +222,18 @@ func writeCalibration(w io.Writer, f *calibrateFlags, out calibration.File, fit 
 	}
 	fmt.Fprintf(w, "wrote %s and %s\n", f.out, f.plot)
 	return nil
+}
+
+// scorer scores with the registry in-process (--config) or a running
+// gateway (--url); nil with --logits.
+func (f *calibrateFlags) scorer(ctx context.Context, logw io.Writer) (scorer, error) {
+	switch {
+	case f.config != "":
+		return newLocalScorer(ctx, f, logw)
+	case f.url != "":
+		return newRemoteScorer(ctx, f)
+	}
+	return nil, nil
 }
 
 // check refuses flag combinations that cannot work.

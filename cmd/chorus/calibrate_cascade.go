@@ -106,26 +106,7 @@ func calibrateCascade(ctx context.Context, cmd *cobra.Command, f *calibrateFlags
 	best, found := calibration.SuggestCascadeThreshold(points, last.Accuracy, f.tolerance)
 
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "cascade %s: stages %v on %s (%d texts)\n", f.model, cs.scores.Stages, filepath.Base(f.data), split.n())
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tmin_confidence\tfirst stage\taccuracy\tNLL\t")
-	for s := range nst {
-		p := alone(s)
-		fmt.Fprintf(tw, "%s alone\t\t\t%.4f\t%.4f\t\n", cs.scores.Stages[s], p.Accuracy, p.NLL)
-	}
-	row := func(name string, p calibration.CascadePoint) {
-		fmt.Fprintf(tw, "%s\t%.4g\t%.1f%%\t%.4f\t%.4f\t\n", name, p.Threshold, 100*p.Share, p.Accuracy, p.NLL)
-	}
-	row("configured", configured[0])
-	for _, p := range points {
-		if tableThreshold(p.Threshold) {
-			row("", p)
-		}
-	}
-	if found {
-		row("suggested", best)
-	}
-	if err := tw.Flush(); err != nil {
+	if err := printCascadeTable(w, f, cs.scores.Stages, split.n(), alone, configured[0], points, best, found); err != nil {
 		return err
 	}
 	suggested := -1.0
@@ -202,4 +183,30 @@ func newCascadeScorer(ctx context.Context, f *calibrateFlags, logw io.Writer) (*
 		return nil, err
 	}
 	return c, nil
+}
+
+// printCascadeTable prints each stage alone, the configured threshold,
+// the sweep and the suggestion.
+func printCascadeTable(w io.Writer, f *calibrateFlags, stages []string, n int, alone func(int) calibration.CascadePoint,
+	configured calibration.CascadePoint, points []calibration.CascadePoint, best calibration.CascadePoint, found bool) error {
+	fmt.Fprintf(w, "cascade %s: stages %v on %s (%d texts)\n", f.model, stages, filepath.Base(f.data), n)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tmin_confidence\tfirst stage\taccuracy\tNLL\t")
+	for s := range stages {
+		p := alone(s)
+		fmt.Fprintf(tw, "%s alone\t\t\t%.4f\t%.4f\t\n", stages[s], p.Accuracy, p.NLL)
+	}
+	row := func(name string, p calibration.CascadePoint) {
+		fmt.Fprintf(tw, "%s\t%.4g\t%.1f%%\t%.4f\t%.4f\t\n", name, p.Threshold, 100*p.Share, p.Accuracy, p.NLL)
+	}
+	row("configured", configured)
+	for _, p := range points {
+		if tableThreshold(p.Threshold) {
+			row("", p)
+		}
+	}
+	if found {
+		row("suggested", best)
+	}
+	return tw.Flush()
 }
