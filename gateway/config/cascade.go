@@ -34,10 +34,7 @@ func (m Model) IsCascade() bool { return len(m.Stages) > 0 }
 
 // validateCascades checks stages once every model is known.
 func (c *Config) validateCascades(errs *problems) {
-	byName := map[string]*Model{}
-	for i := range c.Models {
-		byName[c.Models[i].Name] = &c.Models[i]
-	}
+	byName := c.modelsByName()
 	for i := range c.Models {
 		m := &c.Models[i]
 		path := fmt.Sprintf("models[%s]", m.Name)

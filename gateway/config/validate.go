@@ -120,12 +120,19 @@ func (c Cache) validate(errs *problems) {
 		field[int64]{"write_queue", int64(c.WriteQueue)}, field[int64]{"max_entries", int64(c.MaxEntries)})
 }
 
-// validateEnsembles checks members once every model is known.
-func (c *Config) validateEnsembles(errs *problems) {
+// modelsByName indexes the registry's models (the last of a duplicate
+// name wins; duplicates are reported on their own).
+func (c *Config) modelsByName() map[string]*Model {
 	byName := map[string]*Model{}
 	for i := range c.Models {
 		byName[c.Models[i].Name] = &c.Models[i]
 	}
+	return byName
+}
+
+// validateEnsembles checks members once every model is known.
+func (c *Config) validateEnsembles(errs *problems) {
+	byName := c.modelsByName()
 	for i := range c.Models {
 		m := &c.Models[i]
 		path := fmt.Sprintf("models[%s]", m.Name)
