@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/chorusml/chorus/internal/telemetry"
 	"github.com/chorusml/chorus/protocol"
 	"github.com/chorusml/chorus/protocol/oippb"
 )
@@ -100,7 +101,7 @@ func (s *Server) grpcUnary(ctx context.Context, req any, info *grpc.UnaryServerI
 		id = uuid.NewString()
 	}
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id)) // best effort: the call may have ended
-	ctx = s.propagator.Extract(ctx, mdCarrier(md))
+	ctx = s.propagator.Extract(ctx, telemetry.MetadataCarrier(md))
 	ctx, span := s.tracer.Start(ctx, info.FullMethod, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("rpc.system", "grpc"), attribute.String("rpc.method", info.FullMethod)))
 	ctx = protocol.WithRequestID(ctx, id)
@@ -169,19 +170,6 @@ func firstMD(md metadata.MD, key string) string {
 		return v[0]
 	}
 	return ""
-}
-
-// mdCarrier lets the trace propagator read gRPC metadata.
-type mdCarrier metadata.MD
-
-func (c mdCarrier) Get(key string) string { return firstMD(metadata.MD(c), key) }
-func (c mdCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
-func (c mdCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
 }
 
 // grpcService implements the OIP RPCs on a Server.

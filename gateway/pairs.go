@@ -24,16 +24,8 @@ func (s *Scorer) PredictPairs(ctx context.Context, m Servable, v *Version, pairs
 	if !ok {
 		return prediction{}, fmt.Errorf("%w: %q does not score text pairs", protocol.ErrInvalidInput, m.Name())
 	}
-	ctx, span := s.tracer.Start(ctx, "chorus.predict")
-	if span.IsRecording() { // attributes cost allocations per request; build them only for a span that keeps them
-		span.SetAttributes(attribute.String("chorus.model", m.Name()), attribute.String("chorus.version", v.Name), attribute.Int("chorus.pairs", len(pairs)))
-	}
-	defer func() {
-		if p.cache.used && span.IsRecording() {
-			span.SetAttributes(attribute.String("chorus.cache", p.cache.header()), attribute.Int("chorus.cache_hits", p.cache.hits))
-		}
-		endSpan(span, err)
-	}()
+	ctx, end := s.predictSpan(ctx, m, v, attribute.Int("chorus.pairs", len(pairs)))
+	defer func() { end(p, err) }()
 	return ps.predictPairs(ctx, s, v, pairs, useCache)
 }
 

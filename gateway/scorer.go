@@ -52,17 +52,24 @@ type prediction struct {
 
 // Predict scores texts with m on version v (see Servable.Route).
 func (s *Scorer) Predict(ctx context.Context, m Servable, v *Version, texts []string, useCache bool) (p prediction, err error) {
+	ctx, end := s.predictSpan(ctx, m, v, attribute.Int("chorus.texts", len(texts)))
+	defer func() { end(p, err) }()
+	return m.predict(ctx, s, v, texts, useCache)
+}
+
+// predictSpan starts the chorus.predict span of one request (inputs says
+// how many texts or pairs); end records how the cache served it and err.
+func (s *Scorer) predictSpan(ctx context.Context, m Servable, v *Version, inputs attribute.KeyValue) (context.Context, func(prediction, error)) {
 	ctx, span := s.tracer.Start(ctx, "chorus.predict")
 	if span.IsRecording() { // attributes cost allocations per request; build them only for a span that keeps them
-		span.SetAttributes(attribute.String("chorus.model", m.Name()), attribute.String("chorus.version", v.Name), attribute.Int("chorus.texts", len(texts)))
+		span.SetAttributes(attribute.String("chorus.model", m.Name()), attribute.String("chorus.version", v.Name), inputs)
 	}
-	defer func() {
+	return ctx, func(p prediction, err error) {
 		if p.cache.used && span.IsRecording() {
 			span.SetAttributes(attribute.String("chorus.cache", p.cache.header()), attribute.Int("chorus.cache_hits", p.cache.hits))
 		}
 		endSpan(span, err)
-	}()
-	return m.predict(ctx, s, v, texts, useCache)
+	}
 }
 
 // Logits returns the raw logits of a registry model for texts (an

@@ -60,30 +60,11 @@ func traceCalls(tp trace.TracerProvider, prop propagation.TextMapPropagator) grp
 		defer span.End()
 		md, _ := metadata.FromOutgoingContext(ctx)
 		md = md.Copy()
-		prop.Inject(ctx, mdCarrier(md))
+		prop.Inject(ctx, telemetry.MetadataCarrier(md))
 		err := invoker(metadata.NewOutgoingContext(ctx, md), method, req, reply, cc, opts...)
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
 		}
 		return err
 	}
-}
-
-// mdCarrier lets a propagator write gRPC metadata (lowercase keys, as
-// HTTP/2 requires; propagation.HeaderCarrier would canonicalise them).
-type mdCarrier metadata.MD
-
-func (c mdCarrier) Get(key string) string {
-	if v := metadata.MD(c).Get(key); len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-func (c mdCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
-func (c mdCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
 }
