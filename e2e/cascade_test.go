@@ -86,39 +86,10 @@ func TestCascade(t *testing.T) {
 	if counts["a"] == 0 || counts["ens"] == 0 {
 		t.Fatalf("threshold %v sends every text one way: %v", thr, counts)
 	}
-	data, _ := json.Marshal(texts)
-	n := len(texts)
-
 	v2 := func(model string, outputs ...string) (int, http.Header, map[string]json.RawMessage, map[string]any) {
 		t.Helper()
-		var names []string
-		for _, o := range outputs {
-			names = append(names, fmt.Sprintf(`{"name": %q}`, o))
-		}
-		body := fmt.Sprintf(`{"inputs": [{"name": "input-0", "shape": [%d], "datatype": "BYTES", "data": %s}], "outputs": [%s]}`, n, data, strings.Join(names, ","))
-		resp, err := http.Post(p.URL+"/v2/models/"+model+"/infer", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var r struct {
-			Parameters map[string]any
-			Outputs    []struct {
-				Name string
-				Data json.RawMessage
-			}
-		}
-		if resp.StatusCode != 200 {
-			return resp.StatusCode, resp.Header, nil, nil
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			t.Fatal(err)
-		}
-		outs := map[string]json.RawMessage{}
-		for _, o := range r.Outputs {
-			outs[o.Name] = o.Data
-		}
-		return resp.StatusCode, resp.Header, outs, r.Parameters
+		a := inferV2(t, p.URL, model, texts, outputs...)
+		return a.status, a.header, a.outputs, a.params
 	}
 
 	status, hdr, outs, params := v2("casc", "logits", "probabilities", "stage", "output-0")

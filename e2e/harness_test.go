@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"syscall"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chorusml/chorus/internal/proctest"
+	"github.com/chorusml/chorus/protocol"
 )
 
 // process is a running chorus, as the e2e tests use it.
@@ -57,4 +59,50 @@ func post(t *testing.T, url, body string) (int, []byte) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, b
+}
+
+// v2Answer is a V2 answer as the e2e tests read it.
+type v2Answer struct {
+	status  int
+	header  http.Header
+	outputs map[string]json.RawMessage // data by output name
+	params  map[string]any             // parameters as plain JSON values
+}
+
+// inferV2 asks model at base for outputs of texts through protocol's V2
+// client (none named: the default output).
+func inferV2(t *testing.T, base, model string, texts []string, outputs ...string) v2Answer {
+	t.Helper()
+	req, err := protocol.TextRequest("", texts, outputs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(req)
+	resp, err := http.Post(base+"/v2/models/"+model+"/infer", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := v2Answer{status: resp.StatusCode, header: resp.Header}
+	if resp.StatusCode != http.StatusOK {
+		return a
+	}
+	r, err := protocol.DecodeResponse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.outputs, a.params = map[string]json.RawMessage{}, map[string]any{}
+	for _, o := range r.Outputs {
+		a.outputs[o.Name] = o.Data
+	}
+	for k, v := range r.Parameters {
+		var x any
+		_ = json.Unmarshal(v, &x)
+		a.params[k] = x
+	}
+	return a
 }

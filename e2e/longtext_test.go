@@ -49,7 +49,7 @@ func TestLongTextChunk(t *testing.T) {
 	p := start(t, "serve", "--config", cfg)
 	p.waitReady(30 * time.Second)
 	filler, doc := longDocument()
-	texts, _ := json.Marshal([]string{doc, filler, "I am feeling sad"})
+	texts := []string{doc, filler, "I am feeling sad"}
 
 	type answer struct {
 		labels     []int
@@ -59,31 +59,13 @@ func TestLongTextChunk(t *testing.T) {
 	}
 	v2 := func(model string) answer {
 		t.Helper()
-		body := fmt.Sprintf(`{"inputs": [{"name": "input-0", "shape": [3], "datatype": "BYTES", "data": %s}], "outputs": [{"name": "label"}, {"name": "logits"}]}`, texts)
-		resp, err := http.Post(p.URL+"/v2/models/"+model+"/infer", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
+		r := inferV2(t, p.URL, model, texts, "label", "logits")
+		if r.status != http.StatusOK {
+			t.Fatalf("%s: %d", model, r.status)
 		}
-		defer resp.Body.Close()
-		var r struct {
-			Parameters map[string]any
-			Outputs    []struct {
-				Name string
-				Data json.RawMessage
-			}
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 {
-			t.Fatalf("%s: %d %v", model, resp.StatusCode, err)
-		}
-		a := answer{parameters: r.Parameters, cache: resp.Header.Get("X-Chorus-Cache")}
-		for _, o := range r.Outputs {
-			switch o.Name {
-			case "label":
-				_ = json.Unmarshal(o.Data, &a.labels)
-			case "logits":
-				_ = json.Unmarshal(o.Data, &a.logits)
-			}
-		}
+		a := answer{parameters: r.params, cache: r.header.Get("X-Chorus-Cache")}
+		_ = json.Unmarshal(r.outputs["label"], &a.labels)
+		_ = json.Unmarshal(r.outputs["logits"], &a.logits)
 		return a
 	}
 
@@ -115,7 +97,8 @@ func TestLongTextChunk(t *testing.T) {
 		t.Errorf("second request: cache %q logits %v parameters %v", again.cache, again.logits, again.parameters)
 	}
 
-	status, b := post(t, p.URL+"/v1/models/whole:predict", fmt.Sprintf(`{"instances": %s}`, texts))
+	instances, _ := json.Marshal(texts)
+	status, b := post(t, p.URL+"/v1/models/whole:predict", fmt.Sprintf(`{"instances": %s}`, instances))
 	var v1 struct {
 		Predictions []int
 		Parameters  struct{ Windows []int }
