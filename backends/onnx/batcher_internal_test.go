@@ -286,3 +286,49 @@ func TestContinuousQueueFull(t *testing.T) {
 		t.Errorf("%d rejected, want 1", n)
 	}
 }
+
+// A lone request on an idle model runs on its caller's goroutine (the
+// loop is not involved: it is held busy here); what arrives during that
+// run queues and forms the next run.
+func TestContinuousLoneRequestRunsOnCaller(t *testing.T) {
+	r := newGatedRunner()
+	b := testBatcher(t, Batching{MaxBatchSize: 4}, r, &fakeClock{})
+	type result struct {
+		got protocol.Logits
+		err error
+	}
+	lone := make(chan result, 1)
+	go func() {
+		got, err := b.submit(context.Background(), enc(1))
+		lone <- result{got, err}
+	}()
+	<-r.started
+	if n := b.queued.Load(); n != 0 {
+		t.Fatalf("%d requests queued while the lone one runs, want 0", n)
+	}
+	var queued []*pending
+	for _, id := range []uint32{3, 2} {
+		p, err := b.enqueue(context.Background(), enc(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued = append(queued, p)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.release <- struct{}{}
+		<-r.started
+		r.release <- struct{}{}
+	}()
+	defer func() { <-done }()
+	if res := <-lone; res.err != nil || res.got[0][0] != 1 {
+		t.Fatalf("lone request: %v %v", res.got, res.err)
+	}
+	answer(t, b, queued[0], 3)
+	answer(t, b, queued[1], 2)
+	want := [][]uint32{{1}, {3, 2}}
+	if got := r.batches(); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("runs %v, want %v", got, want)
+	}
+}

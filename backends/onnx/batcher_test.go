@@ -147,8 +147,10 @@ func TestCloseWithBatching(t *testing.T) {
 // fail at Open with a clear error.
 func TestSessionOptions(t *testing.T) {
 	off := false
-	for _, level := range []string{"disable", "basic", "extended", "all"} {
-		m := open(t, "sst2-tiny-a", onnx.Options{GraphOptimization: level, InterOpThreads: 1, MemoryArena: &off})
+	noSpin, spin := time.Duration(0), time.Millisecond
+	spins := []*time.Duration{&noSpin, nil, &spin, &noSpin} // never, the default, longer
+	for i, level := range []string{"disable", "basic", "extended", "all"} {
+		m := open(t, "sst2-tiny-a", onnx.Options{GraphOptimization: level, InterOpThreads: 1, MemoryArena: &off, IntraOpSpin: spins[i]})
 		ref := reference(t, "sst2-tiny-a")
 		got, err := m.Predict(context.Background(), ref.TextList())
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 	"go.opentelemetry.io/otel/trace"
@@ -43,6 +44,9 @@ type Options struct {
 	// InterOpThreads is ONNX Runtime's inter-op thread count. Default (0):
 	// ONNX Runtime's choice.
 	InterOpThreads int
+	// IntraOpSpin is how long an idle intra-op thread spins before it
+	// sleeps; 0 turns spinning off. Default (nil): DefaultIntraOpSpin.
+	IntraOpSpin *time.Duration
 	// GraphOptimization is "disable", "basic", "extended" or "all" (ONNX
 	// Runtime's default, "").
 	GraphOptimization string
@@ -67,6 +71,15 @@ type Options struct {
 	// (see LongText; chunk.go). Default nil: truncate to MaxLength.
 	LongText *LongText
 }
+
+// DefaultIntraOpSpin is how long ONNX Runtime's idle intra-op threads spin
+// before they sleep. Long enough to bridge the gaps between the operators
+// of one run (microseconds), short enough that threads stop spinning soon
+// after a run ends: ONNX Runtime's own default spins far longer, and on a
+// small machine the spinning threads take the cores the server needs to
+// read, tokenize and answer the requests of the next run (measured in
+// BENCHMARKS.md, section "Chorus against the model-only limit").
+const DefaultIntraOpSpin = 100 * time.Microsecond
 
 // GraphOptimizations are the valid GraphOptimization names, weakest first.
 var GraphOptimizations = []string{"disable", "basic", "extended", "all"}
@@ -107,6 +120,9 @@ func sessionOptions(opts Options) (*ort.SessionOptions, error) {
 			return fail("set inter-op threads", err)
 		}
 	}
+	if err := setSpin(so, opts.IntraOpSpin); err != nil {
+		return fail("intra-op spinning", err)
+	}
 	if opts.GraphOptimization != "" {
 		level, ok := graphLevels[opts.GraphOptimization]
 		if !ok {
@@ -144,4 +160,19 @@ func sessionOptions(opts Options) (*ort.SessionOptions, error) {
 		return fail("device", fmt.Errorf("%q: want cpu or cuda:N", dev))
 	}
 	return so, nil
+}
+
+// setSpin sets how long idle intra-op threads spin (nil: the default).
+func setSpin(so *ort.SessionOptions, spin *time.Duration) error {
+	d := DefaultIntraOpSpin
+	if spin != nil {
+		d = *spin
+	}
+	if d <= 0 {
+		return so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0")
+	}
+	if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "1"); err != nil {
+		return err
+	}
+	return so.AddSessionConfigEntry("session.intra_op.spin_duration_us", strconv.FormatInt(max(1, d.Microseconds()), 10))
 }

@@ -49,6 +49,7 @@ type serveFlags struct {
 	grpcPortSet              bool        // --grpc_port was given (0 then means no gRPC)
 	kserve                   kserveFlags // KServe's other flags (kserveflags.go)
 	watch                    bool
+	pprofAddr                string
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -56,6 +57,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.watch, "watch", false, "reload the registry when its file changes")
 	fs.IntVar(&f.httpPort, "http_port", 0, "HTTP port; 0 picks a free one (default: the registry's server.http_port, else 8080)")
 	fs.IntVar(&f.grpcPort, "grpc_port", config.DefaultGRPCPort, "gRPC port of the Open Inference Protocol; 0 turns gRPC off (default: the registry's server.grpc_port, else 8081)")
+	fs.StringVar(&f.pprofAddr, "pprof_addr", "", "serve Go's profiles (net/http/pprof, /debug/pprof/) on this address, e.g. 127.0.0.1:6060; off by default, never on the API port")
 	fs.StringVar(&f.ortLib, "ort-lib", onnx.DefaultLibraryPath(), "ONNX Runtime shared library (env CHORUS_ORT_LIB)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error (the listening address is logged at any level)")

@@ -315,6 +315,11 @@ type Replica struct {
 	IntraOpThreads int `yaml:"intra_op_threads"`
 	// InterOpThreads for ONNX Runtime. Default 0: ONNX Runtime's choice.
 	InterOpThreads int `yaml:"inter_op_threads"`
+	// IntraOpSpin is how long ONNX Runtime's idle intra-op threads spin
+	// before they sleep; 0s turns spinning off. Default 100us: long enough
+	// to bridge the gaps inside a run, short enough to leave the cores to
+	// the server between runs.
+	IntraOpSpin *Duration `yaml:"intra_op_spin"`
 	// GraphOptimization: disable, basic, extended or all. Default: all
 	// (ONNX Runtime's default).
 	GraphOptimization string `yaml:"graph_optimization"`

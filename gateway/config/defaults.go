@@ -135,6 +135,10 @@ func (r *Replica) applyDefaults(modelName, baseDir string) {
 		r.StorageURI = absURI(baseDir, r.StorageURI)
 		r.GraphOptimization = cmp.Or(r.GraphOptimization, onnx.DefaultGraphOptimization)
 		r.Device = cmp.Or(r.Device, onnx.DeviceCPU)
+		if r.IntraOpSpin == nil {
+			d := Duration(onnx.DefaultIntraOpSpin)
+			r.IntraOpSpin = &d
+		}
 		r.MemoryArena = orTrue(r.MemoryArena)
 		r.SpecialTokens = orTrue(r.SpecialTokens)
 		r.Dtype = cmp.Or(r.Dtype, onnx.DefaultDtype)

@@ -352,7 +352,12 @@ func (r *Replica) validateONNX(rp string, errs *problems) {
 		errs.add(rp+".max_length", "must not be negative")
 	}
 	b := r.Batching
+	var spin Duration
+	if r.IntraOpSpin != nil {
+		spin = *r.IntraOpSpin
+	}
 	notNegative(errs, rp+".", field[int]{"intra_op_threads", r.IntraOpThreads}, field[int]{"inter_op_threads", r.InterOpThreads},
+		field[int]{"intra_op_spin", int(spin)},
 		field[int]{"batching.max_batch_size", b.MaxBatchSize}, field[int]{"batching.max_batch_tokens", b.MaxBatchTokens},
 		field[int]{"batching.queue_size", b.QueueSize}, field[int]{"batching.max_queue_delay", int(b.MaxQueueDelay)})
 	if g := r.GraphOptimization; !slices.Contains(onnx.GraphOptimizations, g) {

@@ -111,7 +111,7 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 	}
 	m, err := b.Runtime.Open(dir, onnx.Options{LowerCase: rc.LowerCase, NoSpecialTokens: !*rc.SpecialTokens,
 		Dtype: rc.Dtype, TokenizerDir: tokDir, MaxLength: rc.MaxLength, GraphFile: rc.ONNXFile, IntraOpThreads: rc.IntraOpThreads,
-		InterOpThreads: rc.InterOpThreads, GraphOptimization: rc.GraphOptimization, MemoryArena: rc.MemoryArena,
+		InterOpThreads: rc.InterOpThreads, IntraOpSpin: (*time.Duration)(rc.IntraOpSpin), GraphOptimization: rc.GraphOptimization, MemoryArena: rc.MemoryArena,
 		Device: rc.Device, Batching: batching,
 		Observer: b.observer(mc.Name), Tracer: b.tracer(), MaxRequestTokens: rc.MaxRequestTokens, LongText: b.longText(mc)})
 	if err != nil {
