@@ -239,10 +239,11 @@ func (m *Model) predictChunked(ctx context.Context, texts []string) (Prediction,
 }
 
 // scoreWindows scores windows, each distinct window once, taking what the
-// window cache holds and storing what it did not.
+// window cache holds and storing what it did not; a request that opted out
+// of caching (protocol.WithoutCache) neither reads nor writes it.
 func (m *Model) scoreWindows(ctx context.Context, encs []encoding) (protocol.Logits, error) {
 	c := m.chunk
-	if c.cache == nil {
+	if c.cache == nil || protocol.CacheBypassed(ctx) {
 		p, err := m.predict(ctx, len(encs), func(i int) (encoding, error) { return encs[i], nil })
 		return p.Logits, err
 	}
