@@ -276,3 +276,41 @@ func TestWindowCacheNoCache(t *testing.T) {
 		t.Errorf("the poisoned rows were not what a cached request reads: %v", poisoned[0])
 	}
 }
+
+// TestWindowCounts: Windows counts, from the token count alone, as many
+// windows as TokenWindows cuts, at every length around the window
+// boundaries; a prediction reports each text's count to the request's
+// protocol.WindowCounts, so that the gateway does not tokenize it again.
+func TestWindowCounts(t *testing.T) {
+	m, err := rt.Open("../../models/demo-sentiment", onnx.Options{LongText: &onnx.LongText{Window: 32, Stride: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var texts []string
+	want := map[string]int{}
+	for n := 0; n <= 120; n++ {
+		text := strings.Repeat("word ", n)
+		w, err := m.TokenWindows(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.Windows([]string{text})
+		if err != nil || got[0] != len(w) {
+			t.Fatalf("%d words: Windows %v %v, TokenWindows cut %d", n, got, err, len(w))
+		}
+		texts, want[text] = append(texts, text), len(w)
+	}
+	if want[texts[len(texts)-1]] < 4 {
+		t.Fatalf("the longest text takes %d windows: the lengths do not cross the boundaries", want[texts[len(texts)-1]])
+	}
+	counts := &protocol.WindowCounts{}
+	if _, err := m.Predict(protocol.WithWindowCounts(context.Background(), counts), texts); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range texts {
+		if n, ok := counts.Count(text); !ok || n != want[text] {
+			t.Errorf("%d characters: reported %d (%v), want %d", len(text), n, ok, want[text])
+		}
+	}
+}
