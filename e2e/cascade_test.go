@@ -65,7 +65,7 @@ func TestCascade(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, "serve", "--config", cfg)
+	p := start(t, "serve", "--config", cfg, "--grpc_port", "{grpc_port}")
 	p.waitReady(30 * time.Second)
 
 	// What the cascade must answer, from the reference logits: a's logits
@@ -193,6 +193,9 @@ func TestCascade(t *testing.T) {
 			t.Errorf("/metrics lacks %s", line)
 		}
 	}
+
+	// OIP gRPC: the same answers, stages and counts.
+	checkCascadeGRPC(t, p.GRPCPort, "casc", texts, wantStage, want, counts)
 }
 
 func getURL(t *testing.T, url string) (int, []byte) {

@@ -135,4 +135,32 @@ func TestLongTextChunk(t *testing.T) {
 	if after := rows(); before != "4" || after != "5" {
 		t.Errorf("windows run: %s before the edited document, %s after; want 4 then 5 (its first window from the cache)", before, after)
 	}
+
+	// Cache-Control: no-cache covers the windows too: another ending sent
+	// with it runs both its windows (its first, the filler's, is cached
+	// but not read) and stores neither; sent again without it, it runs
+	// only its last window (the first from the cache, the last never
+	// written), where reading or writing under no-cache would run 1 and 0.
+	awful := fmt.Sprintf(`{"instances": [%q]}`, filler+"The ending was awful.")
+	req, err := http.NewRequest(http.MethodPost, p.URL+"/v1/models/whole:predict", strings.NewReader(awful))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Cache-Control", "no-cache")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("no-cache document: %d", resp.StatusCode)
+	}
+	noCache := rows()
+	if status, b = post(t, p.URL+"/v1/models/whole:predict", awful); status != 200 {
+		t.Fatalf("the same document, cached: %d %s", status, b)
+	}
+	if cached := rows(); noCache != "7" || cached != "8" {
+		t.Errorf("windows run: %s after the no-cache document, %s after it again with the cache; want 7 (both windows) then 8 (its last)", noCache, cached)
+	}
 }

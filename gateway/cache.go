@@ -65,6 +65,9 @@ type cacheCounters struct {
 // miss sets share one call (singleflight). The cache fails open: a store
 // error makes every text a miss, never a failed request.
 func (s *Scorer) cached(ctx context.Context, m *Model, v *Version, texts []string, useCache bool) (protocol.Logits, cacheResult, error) {
+	if !useCache { // the request's opt-out covers the backend's window cache too
+		ctx = protocol.WithoutCache(ctx)
+	}
 	return cachedRows(ctx, s, m, v, texts, useCache,
 		func(fp, t string) string { return cache.Key(s.cacheOpts.Namespace, m.name, fp, t) },
 		func(ctx context.Context, v *Version, texts []string) (protocol.Logits, []int, error) {

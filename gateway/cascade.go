@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -197,10 +198,18 @@ func (r *cascadeResult) perText() []string {
 // sends only the rest on. Each stage predicts through its own cache, so
 // a text scored once by a stage is never scored by it again.
 func (c *Cascade) predict(ctx context.Context, s *Scorer, _ *Version, texts []string, useCache bool) (prediction, error) {
-	out := make(protocol.Logits, len(texts))
-	res := &cascadeResult{stageNames: c.StageNames(), stageOf: make([]int, len(texts))}
+	return c.run(ctx, s, len(texts), attribute.Key("chorus.texts"), func(ctx context.Context, st cascadeStage, v *Version, idx []int) (prediction, error) {
+		return st.s.predict(ctx, s, v, pick(texts, idx), useCache)
+	})
+}
+
+// run answers n inputs stage by stage: score scores the inputs at idx
+// (those no earlier stage was sure of) with stage st on version v.
+func (c *Cascade) run(ctx context.Context, s *Scorer, n int, what attribute.Key, score func(context.Context, cascadeStage, *Version, []int) (prediction, error)) (prediction, error) {
+	out := make(protocol.Logits, n)
+	res := &cascadeResult{stageNames: c.StageNames(), stageOf: make([]int, n)}
 	total := cacheResult{}
-	pending := make([]int, len(texts)) // indices of texts not yet answered
+	pending := make([]int, n) // indices of inputs not yet answered
 	for i := range pending {
 		pending[i] = i
 	}
@@ -209,14 +218,13 @@ func (c *Cascade) predict(ctx context.Context, s *Scorer, _ *Version, texts []st
 			break
 		}
 		last := si == len(c.stages)-1
-		sub := make([]string, len(pending))
-		for j, i := range pending {
-			sub[j] = texts[i]
-		}
-		p, err := c.stagePredict(ctx, s, st, sub, useCache)
+		idx := pending
+		p, err := c.stagePredict(ctx, s, st, what.Int(len(idx)), len(idx), func(ctx context.Context, v *Version) (prediction, error) {
+			return score(ctx, st, v, idx)
+		})
 		total.used = total.used || p.cache.used
 		total.hits += p.cache.hits
-		total.n += p.cache.n // an ensemble counts a text per member
+		total.n += p.cache.n // an ensemble counts an input per member
 		if err != nil {
 			if c.skipFailed && !last && ctx.Err() == nil {
 				res.skipped = append(res.skipped, st.s.Name())
@@ -226,7 +234,7 @@ func (c *Cascade) predict(ctx context.Context, s *Scorer, _ *Version, texts []st
 		}
 		r := newRender(st.s, nil)
 		var next []int
-		for j, i := range pending {
+		for j, i := range idx {
 			// The stage's own scores (its calibration, its activation)
 			// decide; calibrating before reordering keeps a per-label
 			// calibrator on its own labels.
@@ -235,9 +243,13 @@ func (c *Cascade) predict(ctx context.Context, s *Scorer, _ *Version, texts []st
 				continue
 			}
 			out[i], res.stageOf[i] = permute(r.calibrated(p.logits[j]), st.perm), si
+			if slices.Contains(p.cache.truncated, j) { // the answer is of a cut input
+				total.truncated = append(total.truncated, i)
+			}
 		}
 		pending = next
 	}
+	slices.Sort(total.truncated)
 	if c.answers != nil {
 		for si, n := range res.counts() {
 			if n > 0 {
@@ -248,18 +260,27 @@ func (c *Cascade) predict(ctx context.Context, s *Scorer, _ *Version, texts []st
 	return prediction{logits: out, cache: total, cascade: res}, nil
 }
 
-// stagePredict scores texts with one stage, in a span of its own.
-func (c *Cascade) stagePredict(ctx context.Context, s *Scorer, st cascadeStage, texts []string, useCache bool) (p prediction, err error) {
+// pick is the inputs at idx.
+func pick[T any](inputs []T, idx []int) []T {
+	out := make([]T, len(idx))
+	for j, i := range idx {
+		out[j] = inputs[i]
+	}
+	return out
+}
+
+// stagePredict scores n inputs with one stage, in a span of its own.
+func (c *Cascade) stagePredict(ctx context.Context, s *Scorer, st cascadeStage, inputs attribute.KeyValue, n int, score func(context.Context, *Version) (prediction, error)) (p prediction, err error) {
 	ctx, span := s.tracer.Start(ctx, "chorus.cascade.stage", trace.WithAttributes(
-		attribute.String("chorus.model", st.s.Name()), attribute.Int("chorus.texts", len(texts))))
+		attribute.String("chorus.model", st.s.Name()), inputs))
 	defer func() { endSpan(span, err) }()
 	v, err := st.s.Route("")
 	if err != nil {
 		return prediction{}, err
 	}
-	p, err = st.s.predict(ctx, s, v, texts, useCache)
-	if err == nil && len(p.logits) != len(texts) {
-		err = fmt.Errorf("%w: %d rows for %d texts", protocol.ErrBadGateway, len(p.logits), len(texts))
+	p, err = score(ctx, v)
+	if err == nil && len(p.logits) != n {
+		err = fmt.Errorf("%w: %d rows for %d inputs", protocol.ErrBadGateway, len(p.logits), n)
 	}
 	return p, err
 }
@@ -391,7 +412,9 @@ func (s *Scorer) CascadeScores(ctx context.Context, r *Registry, name string, te
 	}
 	out := CascadeScores{Labels: c.meta.Labels, Stages: c.StageNames(), Activation: string(c.scoring.Activation)}
 	for _, st := range c.stages {
-		p, err := c.stagePredict(ctx, s, st, texts, false)
+		p, err := c.stagePredict(ctx, s, st, attribute.Int("chorus.texts", len(texts)), len(texts), func(ctx context.Context, v *Version) (prediction, error) {
+			return st.s.predict(ctx, s, v, texts, false)
+		})
 		if err != nil {
 			return CascadeScores{}, fmt.Errorf("cascade %s: stage %s: %w", c.name, st.s.Name(), err)
 		}

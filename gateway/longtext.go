@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chorusml/chorus/protocol"
 )
 
 // WindowsReport makes a model whose replicas classify long texts in
@@ -36,21 +38,36 @@ func (m *Model) checkWindows() error {
 	return nil
 }
 
-// windowsOf counts each text's windows with version v's first replica
-// (every replica of a version serves the same model, windowed alike); nil
-// when the model does not window. The count is a tokenization, so it also
-// runs when the logits came from the cache.
-func (m *Model) windowsOf(v *Version, texts []string) ([]int, error) {
+// windowsOf counts each text's windows: those the backend reported while
+// scoring them (counted), the rest (the logits came from the cache) with
+// version v's first replica (every replica of a version serves the same
+// model, windowed alike), a tokenization each; nil when the model does
+// not window.
+func (m *Model) windowsOf(v *Version, texts []string, counted *protocol.WindowCounts) ([]int, error) {
 	if m.windows == nil {
 		return nil, nil
 	}
-	wc, ok := v.Pool.Replicas()[0].Backend().(windowCounter)
-	if !ok {
-		return nil, errors.New("no replica counts windows")
+	n := make([]int, len(texts))
+	var rest []string
+	var at []int
+	for i, t := range texts {
+		var ok bool
+		if n[i], ok = counted.Count(t); !ok {
+			rest, at = append(rest, t), append(at, i)
+		}
 	}
-	n, err := wc.Windows(texts)
-	if err != nil {
-		return nil, fmt.Errorf("model %s: count windows: %w", m.name, err)
+	if len(rest) > 0 {
+		wc, ok := v.Pool.Replicas()[0].Backend().(windowCounter)
+		if !ok {
+			return nil, errors.New("no replica counts windows")
+		}
+		c, err := wc.Windows(rest)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: count windows: %w", m.name, err)
+		}
+		for j, i := range at {
+			n[i] = c[j]
+		}
 	}
 	if h := m.windows.Histogram; h != nil {
 		o := h.WithLabelValues(m.name)

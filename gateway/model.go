@@ -273,11 +273,16 @@ func (m *Model) Predict(ctx context.Context, v *Version, texts []string) (protoc
 
 // predict goes through the scorer's cache.
 func (m *Model) predict(ctx context.Context, s *Scorer, v *Version, texts []string, useCache bool) (prediction, error) {
+	var counted *protocol.WindowCounts // what the backend tokenized, it counts
+	if m.windows != nil {
+		counted = &protocol.WindowCounts{}
+		ctx = protocol.WithWindowCounts(ctx, counted)
+	}
 	l, cr, err := s.cached(ctx, m, v, texts, useCache)
 	if err != nil {
 		return prediction{cache: cr}, err
 	}
-	w, err := m.windowsOf(v, texts)
+	w, err := m.windowsOf(v, texts, counted)
 	return prediction{logits: l, cache: cr, windows: w}, err
 }
 

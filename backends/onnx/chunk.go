@@ -193,7 +193,9 @@ func (m *Model) TokenWindows(text string) ([][]int64, error) {
 }
 
 // Windows says how many windows each text is cut into (1 for a text that
-// fits one window; 1 for every text when the model does not chunk).
+// fits one window; 1 for every text when the model does not chunk). It
+// tokenizes each text: a prediction reports the counts of the texts it
+// scored (protocol.WindowCounts) so that they need not be counted again.
 func (m *Model) Windows(texts []string) ([]int, error) {
 	out := make([]int, len(texts))
 	for i, t := range texts {
@@ -201,25 +203,45 @@ func (m *Model) Windows(texts []string) ([]int, error) {
 		if m.chunk == nil {
 			continue
 		}
-		w, err := m.chunk.windows(t, false)
+		n, err := m.chunk.count(t)
 		if err != nil {
 			return nil, fmt.Errorf("text %d: %w", i, err)
 		}
-		out[i] = len(w)
+		out[i] = n
 	}
 	return out, nil
 }
 
+// count is len(windows(text)), from its token count alone.
+func (c *chunker) count(text string) (int, error) {
+	enc, err := c.raw.encode(text, "", false, false)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", protocol.ErrInvalidInput, err)
+	}
+	n := len(enc.ids)
+	switch {
+	case n == 0 && len(c.prefix)+len(c.suffix) == 0:
+		return 0, fmt.Errorf("tokenizer produced no tokens: %w", protocol.ErrInvalidInput)
+	case n <= c.content:
+		return 1, nil
+	}
+	step := c.content - c.stride // windows start every step tokens until one reaches the end
+	return 1 + (n-c.content+step-1)/step, nil
+}
+
 // predictChunked scores every window of every text in one call and
-// combines each text's windows into one row.
+// combines each text's windows into one row; it reports each text's
+// windows to the request's protocol.WindowCounts.
 func (m *Model) predictChunked(ctx context.Context, texts []string) (Prediction, error) {
 	var encs []encoding
 	spans := make([][2]int, len(texts)) // each text's windows: encs[lo:hi]
+	counts := protocol.WindowCountsFrom(ctx)
 	for i, t := range texts {
 		w, err := m.chunk.windows(t, m.withTypes)
 		if err != nil {
 			return Prediction{}, fmt.Errorf("text %d: %w", i, err)
 		}
+		counts.Report(t, len(w))
 		spans[i] = [2]int{len(encs), len(encs) + len(w)}
 		encs = append(encs, w...)
 	}
@@ -239,10 +261,11 @@ func (m *Model) predictChunked(ctx context.Context, texts []string) (Prediction,
 }
 
 // scoreWindows scores windows, each distinct window once, taking what the
-// window cache holds and storing what it did not.
+// window cache holds and storing what it did not; a request that opted out
+// of caching (protocol.WithoutCache) neither reads nor writes it.
 func (m *Model) scoreWindows(ctx context.Context, encs []encoding) (protocol.Logits, error) {
 	c := m.chunk
-	if c.cache == nil {
+	if c.cache == nil || protocol.CacheBypassed(ctx) {
 		p, err := m.predict(ctx, len(encs), func(i int) (encoding, error) { return encs[i], nil })
 		return p.Logits, err
 	}

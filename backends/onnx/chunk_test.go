@@ -14,6 +14,7 @@ import (
 
 	"github.com/chorusml/chorus/backends/onnx"
 	"github.com/chorusml/chorus/calibration"
+	"github.com/chorusml/chorus/protocol"
 )
 
 type windowCase struct {
@@ -154,16 +155,19 @@ func TestLongTextOptions(t *testing.T) {
 	}
 }
 
-// mapWindows is an in-memory WindowCache that counts what it stored.
+// mapWindows is an in-memory WindowCache that counts what it stored and
+// the lookups it answered.
 type mapWindows struct {
 	mu     sync.Mutex
 	rows   map[string][]float32
 	stored int
+	gets   int
 }
 
 func (c *mapWindows) Get(_ context.Context, fp string, k int, keys []string) ([][]float32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gets++
 	out := make([][]float32, len(keys))
 	for i, key := range keys {
 		if r, ok := c.rows[fp+key]; ok && len(r) == k {
@@ -228,5 +232,85 @@ func TestWindowCache(t *testing.T) {
 	}
 	if want := len(distinct) + 1; store.stored != want {
 		t.Errorf("%d windows stored, want %d (the first document's %d distinct windows, then one)", store.stored, want, len(distinct))
+	}
+}
+
+// TestWindowCacheNoCache: a request that opted out of caching
+// (protocol.WithoutCache, as the gateway marks Cache-Control: no-cache)
+// neither reads the window cache (its stored rows, poisoned here, are not
+// used) nor writes it.
+func TestWindowCacheNoCache(t *testing.T) {
+	store := &mapWindows{rows: map[string][]float32{}}
+	m, err := rt.Open("../../models/demo-sentiment", onnx.Options{LongText: &onnx.LongText{Window: 64, Stride: 16, Cache: store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	doc := strings.Repeat("The train left at noon. ", 40) + "The ending was wonderful."
+	noCache := protocol.WithoutCache(context.Background())
+	want, err := m.Predict(noCache, []string{doc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.gets != 0 || store.stored != 0 {
+		t.Fatalf("no-cache request: %d lookups, %d windows stored; want none", store.gets, store.stored)
+	}
+	if _, err := m.Predict(context.Background(), []string{doc}); err != nil {
+		t.Fatal(err)
+	}
+	if store.gets != 1 || store.stored == 0 {
+		t.Fatalf("cached request: %d lookups, %d windows stored", store.gets, store.stored)
+	}
+	stored := store.stored
+	for key := range store.rows {
+		store.rows[key] = []float32{99, -99}
+	}
+	got, err := m.Predict(noCache, []string{doc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got[0], want[0]) || store.gets != 1 || store.stored != stored {
+		t.Errorf("no-cache request with the windows stored: %v (want %v), %d lookups, %d stored (want 1 and %d)", got[0], want[0], store.gets, store.stored, stored)
+	}
+	if poisoned, _ := m.Predict(context.Background(), []string{doc}); poisoned[0][0] < 98 {
+		t.Errorf("the poisoned rows were not what a cached request reads: %v", poisoned[0])
+	}
+}
+
+// TestWindowCounts: Windows counts, from the token count alone, as many
+// windows as TokenWindows cuts, at every length around the window
+// boundaries; a prediction reports each text's count to the request's
+// protocol.WindowCounts, so that the gateway does not tokenize it again.
+func TestWindowCounts(t *testing.T) {
+	m, err := rt.Open("../../models/demo-sentiment", onnx.Options{LongText: &onnx.LongText{Window: 32, Stride: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var texts []string
+	want := map[string]int{}
+	for n := 0; n <= 120; n++ {
+		text := strings.Repeat("word ", n)
+		w, err := m.TokenWindows(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.Windows([]string{text})
+		if err != nil || got[0] != len(w) {
+			t.Fatalf("%d words: Windows %v %v, TokenWindows cut %d", n, got, err, len(w))
+		}
+		texts, want[text] = append(texts, text), len(w)
+	}
+	if want[texts[len(texts)-1]] < 4 {
+		t.Fatalf("the longest text takes %d windows: the lengths do not cross the boundaries", want[texts[len(texts)-1]])
+	}
+	counts := &protocol.WindowCounts{}
+	if _, err := m.Predict(protocol.WithWindowCounts(context.Background(), counts), texts); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range texts {
+		if n, ok := counts.Count(text); !ok || n != want[text] {
+			t.Errorf("%d characters: reported %d (%v), want %d", len(text), n, ok, want[text])
+		}
 	}
 }

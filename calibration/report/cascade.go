@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -14,7 +16,25 @@ import (
 	"github.com/chorusml/chorus/calibration"
 )
 
-// CascadePNG draws, against the first stage's threshold, the share of
+// tail spreads the confident end of the threshold axis, where sure models
+// put most texts: x = -log10(1 - t), so that 0.9, 0.99 and 0.999 are
+// equally spaced (1 sits at 5, beside 0.9999).
+func tail(t float64) float64 { return -math.Log10(max(1-t, 1e-5)) }
+
+// tailTicks label the tail axis with thresholds.
+var tailTicks = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
+	var out []plot.Tick
+	for _, l := range []string{"0.5", "0.9", "0.99", "0.999", "0.9999", "1"} {
+		t, _ := strconv.ParseFloat(l, 64)
+		if x := tail(t); x >= lo-1e-9 && x <= hi+1e-9 {
+			out = append(out, plot.Tick{Value: x, Label: l})
+		}
+	}
+	return out
+})
+
+// CascadePNG draws, against the first stage's threshold (on a scale that
+// spreads its confident end), the share of
 // texts the first stage answers and the cascade's accuracy, with the last
 // stage's accuracy alone as a dashed line and the suggested threshold as a
 // vertical one (suggested < 0: none), and writes a PNG.
@@ -25,13 +45,14 @@ func CascadePNG(w io.Writer, title string, points []calibration.CascadePoint, la
 	share, acc := make(plotter.XYs, len(points)), make(plotter.XYs, len(points))
 	lo, hi := 1.0, 0.0
 	for i, p := range points {
-		share[i] = plotter.XY{X: p.Threshold, Y: p.Share}
-		acc[i] = plotter.XY{X: p.Threshold, Y: p.Accuracy}
+		share[i] = plotter.XY{X: tail(p.Threshold), Y: p.Share}
+		acc[i] = plotter.XY{X: tail(p.Threshold), Y: p.Accuracy}
 		lo, hi = min(lo, p.Accuracy), max(hi, p.Accuracy)
 	}
 	top := plot.New()
 	top.Title.Text = title
 	top.X.Label.Text = "first stage's min_confidence"
+	top.X.Tick.Marker = tailTicks
 	top.Y.Label.Text = "accuracy"
 	pad := max((hi-lo)*0.1, 0.002)
 	top.Y.Min, top.Y.Max = max(0, min(lo, lastAcc)-pad), min(1, max(hi, lastAcc)+pad)
@@ -40,7 +61,7 @@ func CascadePNG(w io.Writer, title string, points []calibration.CascadePoint, la
 		return fmt.Errorf("cascade plot: %w", err)
 	}
 	al.Color = color.RGBA{B: 200, A: 255}
-	ref, err := plotter.NewLine(plotter.XYs{{X: points[0].Threshold, Y: lastAcc}, {X: points[len(points)-1].Threshold, Y: lastAcc}})
+	ref, err := plotter.NewLine(plotter.XYs{{X: tail(points[0].Threshold), Y: lastAcc}, {X: tail(points[len(points)-1].Threshold), Y: lastAcc}})
 	if err != nil {
 		return fmt.Errorf("cascade plot: %w", err)
 	}
@@ -53,6 +74,7 @@ func CascadePNG(w io.Writer, title string, points []calibration.CascadePoint, la
 
 	bottom := plot.New()
 	bottom.X.Label.Text = "first stage's min_confidence"
+	bottom.X.Tick.Marker = tailTicks
 	bottom.Y.Label.Text = "share answered by the first stage"
 	bottom.Y.Min, bottom.Y.Max = 0, 1
 	sl, err := plotter.NewLine(share)
@@ -63,7 +85,7 @@ func CascadePNG(w io.Writer, title string, points []calibration.CascadePoint, la
 	bottom.Add(sl)
 	if suggested >= 0 {
 		for i, pl := range []*plot.Plot{top, bottom} {
-			v, err := plotter.NewLine(plotter.XYs{{X: suggested, Y: pl.Y.Min}, {X: suggested, Y: pl.Y.Max}})
+			v, err := plotter.NewLine(plotter.XYs{{X: tail(suggested), Y: pl.Y.Min}, {X: tail(suggested), Y: pl.Y.Max}})
 			if err != nil {
 				return fmt.Errorf("cascade plot: %w", err)
 			}

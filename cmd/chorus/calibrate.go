@@ -118,6 +118,10 @@ type scorer interface {
 }
 
 func calibrate(ctx context.Context, cmd *cobra.Command, f *calibrateFlags) error {
+	if f.cascade {
+		// --cascade reads --config with --logits: its own checks.
+		return calibrateCascade(ctx, cmd, f)
+	}
 	if err := f.check(); err != nil {
 		return err
 	}
@@ -126,9 +130,6 @@ func calibrate(ctx context.Context, cmd *cobra.Command, f *calibrateFlags) error
 	}
 	if f.feedback {
 		return replayFeedback(ctx, cmd, f)
-	}
-	if f.cascade {
-		return calibrateCascade(ctx, cmd, f)
 	}
 	stderr := cmd.ErrOrStderr()
 
