@@ -103,8 +103,7 @@ func NewServer(o ServerOptions) *Server {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	// Tracing first, so that the access line carries the trace id.
-	e.Use(otelgin.Middleware("chorus", otelgin.WithTracerProvider(o.Tracer), otelgin.WithPropagators(o.Propagator)),
-		s.requestIDAndLog, s.recoverJSON, s.pinRegistry)
+	e.Use(traceRequests(o.Tracer, o.Propagator), s.requestIDAndLog, s.recoverJSON, s.pinRegistry)
 	if o.TimingHeaders {
 		e.Use(timingHeaders)
 	}
@@ -310,4 +309,21 @@ func (s *Server) recoverJSON(c *gin.Context) {
 		}
 	}()
 	c.Next()
+}
+
+// traceRequests starts each request's server span. A provider that records
+// nothing (tracing off) needs only the incoming trace context, for the
+// access log and the calls to remote replicas: otelgin's spans and HTTP
+// metrics would cost every request allocations for nothing.
+func traceRequests(tp trace.TracerProvider, p propagation.TextMapPropagator) gin.HandlerFunc {
+	if _, off := tp.(noop.TracerProvider); !off {
+		return otelgin.Middleware("chorus", otelgin.WithTracerProvider(tp), otelgin.WithPropagators(p))
+	}
+	return func(c *gin.Context) {
+		ctx := c.Request.Context()
+		if in := p.Extract(ctx, propagation.HeaderCarrier(c.Request.Header)); in != ctx {
+			c.Request = c.Request.WithContext(in)
+		}
+		c.Next()
+	}
 }
