@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 )
 
 // Key names the logits of text under a model: namespace, model name, the
@@ -15,11 +16,21 @@ import (
 // can never serve old logits, and keys never contain the text itself.
 func Key(namespace, model, fingerprint, text string) string {
 	h := sha256.Sum256([]byte(text))
-	fp := fingerprint
-	if len(fp) > 32 {
-		fp = fp[:32]
+	return key(namespace, model, fingerprint, "", h)
+}
+
+// key joins a key's parts in one allocation: every cache lookup makes one.
+func key(namespace, model, fingerprint, kind string, sum [sha256.Size]byte) string {
+	fp := fingerprint[:min(32, len(fingerprint))]
+	var hexSum [2 * sha256.Size]byte
+	hex.Encode(hexSum[:], sum[:])
+	var b strings.Builder
+	b.Grow(len(namespace) + len(model) + len(fp) + len(kind) + 3 + len(hexSum))
+	for _, s := range []string{namespace, ":", model, ":", fp, ":", kind} {
+		b.WriteString(s)
 	}
-	return namespace + ":" + model + ":" + fp + ":" + hex.EncodeToString(h[:])
+	b.Write(hexSum[:])
+	return b.String()
 }
 
 // PairKey names the logits of a text pair (a, b) under a model. The pair
@@ -32,11 +43,7 @@ func PairKey(namespace, model, fingerprint, a, b string) string {
 	h.Write(n[:binary.PutUvarint(n[:], uint64(len(a)))])
 	h.Write([]byte(a))
 	h.Write([]byte(b))
-	fp := fingerprint
-	if len(fp) > 32 {
-		fp = fp[:32]
-	}
-	return namespace + ":" + model + ":" + fp + ":pair:" + hex.EncodeToString(h.Sum(nil))
+	return key(namespace, model, fingerprint, "pair:", [sha256.Size]byte(h.Sum(nil)))
 }
 
 // Value layout, little endian:
@@ -60,12 +67,12 @@ var ErrCorrupt = errors.New("corrupt cache value")
 
 func fpTag(fingerprint string) [8]byte {
 	var tag [8]byte
-	b, err := hex.DecodeString(fingerprint[:min(16, len(fingerprint))])
-	if err != nil {
+	// Decoded in place, not with DecodeString: every cache read and write
+	// checks the tag.
+	if _, err := hex.Decode(tag[:], []byte(fingerprint[:min(16, len(fingerprint))])); err != nil {
 		h := sha256.Sum256([]byte(fingerprint))
-		b = h[:8]
+		copy(tag[:], h[:8])
 	}
-	copy(tag[:], b)
 	return tag
 }
 

@@ -63,7 +63,7 @@ func SplitRows(name string, shape []int64, elems []string) (texts []string, pair
 // v1Instance reads one V1 instance: a text "a", a pair ["a", "b"], or the
 // pipeline's {"text": "a", "text_pair": "b"} ({"text": "a"} alone is a
 // text). isPair says which it was.
-func v1Instance(r json.RawMessage, where string) (text string, pair [2]string, isPair bool, err error) {
+func v1Instance(r json.RawMessage, where position) (text string, pair [2]string, isPair bool, err error) {
 	if s, ok := jsonString(r); ok {
 		return s, pair, false, nil
 	}
@@ -117,7 +117,7 @@ func v1Instance(r json.RawMessage, where string) (text string, pair [2]string, i
 func v1Instances(raw []json.RawMessage, field string) (texts []string, pairs [][2]string, err error) {
 	firstPair := false
 	for i, r := range raw {
-		where := fmt.Sprintf("%s[%d]", field, i)
+		where := position{field, i}
 		t, p, isPair, err := v1Instance(r, where)
 		if err != nil {
 			return nil, nil, err
@@ -135,6 +135,15 @@ func v1Instances(raw []json.RawMessage, field string) (texts []string, pairs [][
 	}
 	return texts, pairs, nil
 }
+
+// position names an instance in errors ("instances[3]"), formatted only
+// when an error needs it: every request reads every instance.
+type position struct {
+	field string
+	i     int
+}
+
+func (p position) String() string { return fmt.Sprintf("%s[%d]", p.field, p.i) }
 
 func kind(pair bool) string {
 	if pair {
