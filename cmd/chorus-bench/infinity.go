@@ -361,14 +361,14 @@ func (b *bench) infinityReport(graph string, chorus []loadgen.Result, peers [][]
 		same[i] = fmt.Sprintf("%s: labels agree on %d of %d, max |Δ probability| %.1g", e.name, agreed[i].sameLabel, agreed[i].texts, agreed[i].maxDelta)
 	}
 	fmt.Fprintf(&out, "\n## A peer that batches: Infinity\n\n"+
-		"Full-size random DistilBERT, one-text requests (the same 200 short texts as above), each server alone on the machine. "+
+		"Full-size random DistilBERT, one-text requests (the bench's 200 short texts), each server alone on the machine. "+
 		"**Infinity** (%s; `scripts/bench/infinity/requirements.txt`) runs its own CLI, `infinity_emb v2 --device cpu --batch-size %d`, "+
-		"on the same folder and `%s`, with %s; ONNX Runtime's CPU provider and PyTorch with their default threads (one per physical core); "+
+		"on the same folder and `%s`, with: %s. ONNX Runtime's CPU provider and PyTorch with their default threads (one per physical core); "+
 		"requests to `/classify`. Infinity batches requests in its queue, but its optimum classifier (`transformer/classifier/optimum.py`) "+
 		"hands a batch to transformers' text-classification pipeline without a batch size, so ONNX Runtime runs the texts one at a time; "+
 		"its torch classifier runs a batch in one padded forward pass. **Chorus**: V1 `:predict`, cache off, default continuous batching (at most %d texts a run). "+
 		"Same answers, checked before each Infinity run on %d texts (the 200 and 5 of other lengths and scripts; the run stops above |Δ| %g): %s.\n\n",
-		b.infinityVersions(), infinityBatchSize, graph, strings.Join(engines, ", "), infinityBatchSize, len(agreementTexts), infinityTolerance, strings.Join(same, "; "))
+		b.infinityVersions(), infinityBatchSize, graph, strings.Join(engines, "; "), infinityBatchSize, len(agreementTexts), infinityTolerance, strings.Join(same, "; "))
 	out.WriteString("| server | clients | requests | errors | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|\n")
 	all := append([][]loadgen.Result{chorus}, peers...)
 	for i, rs := range all {
@@ -391,9 +391,9 @@ func (b *bench) infinityReport(graph string, chorus []loadgen.Result, peers [][]
 	last := len(infinityClients) - 1
 	ratios := make([]string, len(peers))
 	for i, rs := range peers {
-		ratios[i] = fmt.Sprintf("%.2f× %s", chorus[last].RPS/rs[last].RPS, infinityEngines[i].name)
+		ratios[i] = fmt.Sprintf("%.2f× against %s", chorus[last].RPS/rs[last].RPS, infinityEngines[i].name)
 	}
-	fmt.Fprintf(&out, "\n**At %d clients Chorus serves %s** (goal: ahead of Infinity, above 1×).\n",
-		infinityClients[last].c, strings.Join(ratios, ", "))
+	fmt.Fprintf(&out, "\n**Chorus's throughput at %d clients: %s** (goal: ahead of Infinity, above 1×).\n",
+		infinityClients[last].c, strings.Join(ratios, "; "))
 	return out.String()
 }
