@@ -88,7 +88,7 @@ test-python: build
 
 BENCH_VENV := $(CHORUS_CACHE)/venv-bench
 BENCH_MODELS := $(CHORUS_CACHE)/bench-models
-BENCH_SECTIONS ?= cache,transports,model,batching,limit,memory
+BENCH_SECTIONS ?= cache,transports,model,batching,limit,infinity,memory
 
 bench: build ## BENCHMARKS.md: Chorus vs KServe's Python servers, batching, memory; Go benchmarks
 	@echo "==> bench: venv $(BENCH_VENV) (kserve, torch, transformers; large, once)"
@@ -99,8 +99,11 @@ bench: build ## BENCHMARKS.md: Chorus vs KServe's Python servers, batching, memo
 	@echo "==> bench: the full-size model's int8 graph (scripts/onnx_tools/variants.py; random weights: no agreement bound)"
 	@$(MAKE) --no-print-directory venv-onnx
 	@test -f $(BENCH_MODELS)/full/onnx/model_quantized.onnx || $(ONNX_VENV)/bin/python scripts/onnx_tools/variants.py --model $(BENCH_MODELS)/full --min-agreement 0
+	@echo "==> bench: the Infinity peer's venv $(CHORUS_CACHE)/venv-infinity (infinity-emb, optimum, torch; ~6 GB, once)"
+	@bash scripts/bench/infinity/venv.sh $(CHORUS_CACHE)/venv-infinity
 	@echo "==> bench: cmd/chorus-bench → BENCHMARKS.md (BENCH_SECTIONS=$(BENCH_SECTIONS))"
 	@go run ./cmd/chorus-bench --chorus bin/chorus --python $(BENCH_VENV)/bin/python --onnx-python $(ONNX_VENV)/bin/python \
+		--infinity-python $(CHORUS_CACHE)/venv-infinity/bin/python \
 		--models $(BENCH_MODELS) --sections $(BENCH_SECTIONS) --out BENCHMARKS.md
 	@echo "==> bench: Go benchmarks (gateway overhead, cache)"
 	@go test -run '^$$' -bench . -benchtime 2000x ./e2e ./gateway

@@ -31,11 +31,11 @@ func main() {
 }
 
 // allSections are the report's sections, in order.
-const allSections = "cache,transports,model,batching,limit,memory"
+const allSections = "cache,transports,model,batching,limit,infinity,memory"
 
 type options struct {
-	chorus, python, onnxPython, models, out, sections string
-	quick                                             bool
+	chorus, python, onnxPython, infinityPython, models, out, sections string
+	quick                                                             bool
 }
 
 func run() error {
@@ -43,6 +43,7 @@ func run() error {
 	flag.StringVar(&o.chorus, "chorus", "bin/chorus", "the chorus binary")
 	flag.StringVar(&o.python, "python", "", "python with scripts/bench/requirements.txt (kserve, torch, transformers)")
 	flag.StringVar(&o.onnxPython, "onnx-python", "", "python with scripts/onnx_tools/requirements.txt (onnxruntime), for the model-only limit")
+	flag.StringVar(&o.infinityPython, "infinity-python", "", "python of scripts/bench/infinity/venv.sh (infinity-emb), for the infinity section")
 	flag.StringVar(&o.models, "models", "", "folder with tiny/ and full/ from scripts/bench/make_models.py (full/ with onnx/model_quantized.onnx)")
 	flag.StringVar(&o.sections, "sections", allSections, "sections to run, in order (a reduced run says so in the report)")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "report to write")
@@ -55,7 +56,7 @@ func run() error {
 	b := &bench{o: o, ctx: context.Background()}
 	defer b.stopAll()
 	all := map[string]func() (string, error){"cache": b.cacheHit, "transports": b.transports, "model": b.modelPath,
-		"batching": b.batching, "limit": b.limit, "memory": b.memory}
+		"batching": b.batching, "limit": b.limit, "infinity": b.infinity, "memory": b.memory}
 	var sections []func() (string, error)
 	for _, name := range strings.Split(o.sections, ",") {
 		s, ok := all[name]
@@ -67,6 +68,9 @@ func run() error {
 		}
 		if name == "limit" && o.onnxPython == "" {
 			return errors.New("section limit needs --onnx-python (make bench sets it)")
+		}
+		if name == "infinity" && o.infinityPython == "" {
+			return errors.New("section infinity needs --infinity-python (make bench sets it)")
 		}
 		sections = append(sections, s)
 	}
