@@ -215,7 +215,7 @@ const tableHead = "| server | requests | errors | req/s | p50 ms | p99 ms |\n|--
 
 func (b *bench) cacheHit() (string, error) {
 	const clients = 8
-	n := b.n(4000)
+	n := b.n(20000) // long enough that warm-up and GC pauses average out
 	ch, url, err := b.startChorus(fmt.Sprintf("models:\n  - name: m\n    replicas: [{type: onnx, model_dir: %q}]\n", filepath.Join(b.o.models, "tiny")))
 	if err != nil {
 		return "", err
