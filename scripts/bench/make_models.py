@@ -25,7 +25,7 @@ def save(model, tok, out):
     os.makedirs(out, exist_ok=True)
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    export_onnx(model, "distilbert", os.path.join(out, "onnx", "model.onnx"))
+    export_onnx(model, tok, os.path.join(out, "onnx", "model.onnx"))
     print(f"wrote {out}")
 
 
