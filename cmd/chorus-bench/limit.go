@@ -37,7 +37,7 @@ func (b *bench) measureLimit(dir, graph string) (modelLimit, error) {
 	if err != nil {
 		return modelLimit{}, err
 	}
-	secs := "4"
+	secs := "6"
 	if b.o.quick {
 		secs = "1"
 	}
@@ -51,6 +51,23 @@ func (b *bench) measureLimit(dir, graph string) (modelLimit, error) {
 		return modelLimit{}, fmt.Errorf("model_limit.py %s: %w", graph, err)
 	}
 	return l, nil
+}
+
+// limitRounds is how many times each side of the limit comparison is
+// measured; the best round counts, for the model alone and for Chorus
+// alike: neighbours on a shared host take CPU in bursts, and the best round
+// is the least disturbed.
+const limitRounds = 3
+
+// bestOf runs measure n times and keeps the run of highest throughput.
+func bestOf(n int, measure func() loadgen.Result) loadgen.Result {
+	var best loadgen.Result
+	for range n {
+		if r := measure(); r.RPS > best.RPS {
+			best = r
+		}
+	}
+	return best
 }
 
 // batchingModes are the in-process batching settings measured against the
@@ -70,6 +87,8 @@ func (b *bench) limit() (string, error) {
 		"Full-size random DistilBERT, one-text V1 requests (the same 200 short texts everywhere), cache off. " +
 		"**Model-only limit**: ONNX Runtime in Python, no server (`scripts/bench/model_limit.py`), the same graph and texts " +
 		"tokenised beforehand, 2 intra-op threads, at batch 1, 8, 16, 32 and 64; the best batch size is the limit. " +
+		"Each side is measured 3 times, the model alone in 3 rounds over the batch sizes and Chorus 3 runs per row, " +
+		"and the best counts on both sides (this host's neighbours take CPU in bursts). " +
 		"Chorus runs ONNX Runtime with its default threads (one per core: 2). int8 is `onnx/model_quantized.onnx` " +
 		"from `scripts/onnx_tools/variants.py` (dynamic int8), served with `onnx_file`. " +
 		"The load generator shares the 2 cores with the server; the limit runs alone.\n")
@@ -97,7 +116,7 @@ func (b *bench) limit() (string, error) {
 				if m.yaml != "" && c.c == 8 {
 					continue // the comparisons that matter: lone requests and full load
 				}
-				r := loadgen.Run(b.ctx, b.n(c.n), c.c, v1(url, "m", true))
+				r := bestOf(limitRounds, func() loadgen.Result { return loadgen.Run(b.ctx, b.n(c.n), c.c, v1(url, "m", true)) })
 				fmt.Fprintf(&out, "| %s | %d | %d | %d | %.0f | %.2f | %.2f | %.2f |\n", m.name, c.c, r.Requests, r.Errors, r.RPS,
 					float64(r.P50.Microseconds())/1000, float64(r.P99.Microseconds())/1000, r.RPS/lim.BestSeqPerS)
 				if m.yaml == "" && c.c == 64 {
