@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"io"
-	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,25 +21,15 @@ func TestPprofOnItsOwnListener(t *testing.T) {
 	if code, _ := post(t, p.URL+"/v1/models/m:predict", `{"instances": ["a fine film"]}`); code != 200 {
 		t.Fatalf("predict: %d", code)
 	}
-	get := func(url string) (int, string) {
-		t.Helper()
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	code, body := get("http://" + addr + "/debug/pprof/heap?debug=1")
-	if code != 200 || !strings.Contains(body, "heap profile:") {
+	code, body := getURL(t, "http://"+addr+"/debug/pprof/heap?debug=1")
+	if code != 200 || !strings.Contains(string(body), "heap profile:") {
 		t.Errorf("heap profile on --pprof_addr: %d %.200q", code, body)
 	}
-	code, body = get("http://" + addr + "/debug/pprof/profile?seconds=1")
+	code, body = getURL(t, "http://"+addr+"/debug/pprof/profile?seconds=1")
 	if code != 200 || len(body) == 0 {
 		t.Errorf("CPU profile on --pprof_addr: %d, %d bytes", code, len(body))
 	}
-	if code, _ := get(p.URL + "/debug/pprof/"); code != 404 {
+	if code, _ := getURL(t, p.URL+"/debug/pprof/"); code != 404 {
 		t.Errorf("API port /debug/pprof/: %d, want 404", code)
 	}
 }
