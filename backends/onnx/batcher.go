@@ -158,9 +158,9 @@ func (b *batcher) submit(ctx context.Context, encs []encoding) (protocol.Logits,
 // runAlone runs a request on its caller's goroutine when the model is
 // idle and nothing is queued (continuous batching only), and returns it
 // answered; otherwise it returns nil. A lone request so skips the hand-off
-// to the loop and back, which on a busy small machine costs more than the
-// run of a short text with an int8 graph. Requests that arrive meanwhile
-// queue and form the next run, as behind any run.
+// to the loop goroutine and back: it runs as it would with batching off.
+// Requests that arrive meanwhile queue and form the next run, as behind
+// any run.
 func (b *batcher) runAlone(ctx context.Context, encs []encoding) *pending {
 	if b.o.MaxQueueDelay > 0 || b.queued.Load() > 0 {
 		return nil
