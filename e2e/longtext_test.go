@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/internal/proctest"
+	"github.com/chorusml/chorus/protocol"
 )
 
 // longDocument is a review whose only sentiment-bearing sentence comes
@@ -42,7 +44,11 @@ func TestLongTextChunk(t *testing.T) {
   - name: whole
     long_text: {mode: chunk, window: 512, stride: 256}
     replicas: [{type: onnx, model_dir: %q}]
-`, demo, demo)
+  - name: whole-kserve
+    long_text: {mode: chunk, window: 512, stride: 256}
+    return_probabilities: true
+    replicas: [{type: onnx, model_dir: %q}]
+`, demo, demo, demo)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +114,19 @@ func TestLongTextChunk(t *testing.T) {
 	}
 	if !slices.Equal(v1.Predictions, []int{0, 1, 0}) || !slices.Equal(v1.Parameters.Windows, []int{2, 2, 1}) {
 		t.Errorf("V1: %s", b)
+	}
+	// KServe's --return_probabilities strings of a chunked model are those
+	// of its combined logits, as KServe's Python server writes them.
+	r := inferV2(t, p.URL, "whole-kserve", texts)
+	var strs []string
+	if err := json.Unmarshal(r.outputs["output-0"], &strs); err != nil || r.status != 200 || len(strs) != len(texts) {
+		t.Fatalf("KServe strings: %d %s", r.status, r.outputs["output-0"])
+	}
+	for i := range texts {
+		pr := calibration.Softmax(whole.logits[2*i:2*i+2], 1)
+		if want := protocol.PyDict([]float32{float32(pr[0]), float32(pr[1])}, protocol.PyRound4); strs[i] != want {
+			t.Errorf("text %d: KServe string %q, want %q", i, strs[i], want)
+		}
 	}
 	_, m := getURL(t, p.URL+"/metrics")
 	if !strings.Contains(string(m), `chorus_long_text_windows_sum{model="whole"} 15`) {
