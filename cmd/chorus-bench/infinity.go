@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/chorusml/chorus/internal/loadgen"
+	"github.com/chorusml/chorus/protocol"
 )
 
 // infinityBatchSize is Infinity's --batch-size: Chorus's default
@@ -159,26 +160,28 @@ func postJSON(url string, body any, into any) error {
 	return json.Unmarshal(data, into)
 }
 
-// chorusProbabilities asks Chorus (OIP V2) for the probabilities of texts.
+// chorusProbabilities asks Chorus (OIP V2, through protocol's client) for
+// the probabilities of texts.
 func chorusProbabilities(url string, texts []string) ([][]float64, error) {
-	var resp struct {
-		Outputs []struct {
-			Name  string    `json:"name"`
-			Shape []int     `json:"shape"`
-			Data  []float64 `json:"data"`
-		} `json:"outputs"`
-	}
-	err := postJSON(url+"/v2/models/m/infer", map[string]any{
-		"inputs":  []map[string]any{{"name": "input-0", "shape": []int{len(texts)}, "datatype": "BYTES", "data": texts}},
-		"outputs": []map[string]any{{"name": "probabilities"}},
-	}, &resp)
+	req, err := protocol.TextRequest("", texts, "probabilities")
 	if err != nil {
+		return nil, err
+	}
+	var resp protocol.ClientResponse
+	if err := postJSON(url+"/v2/models/m/infer", req, &resp); err != nil {
 		return nil, fmt.Errorf("chorus probabilities: %w", err)
 	}
 	if len(resp.Outputs) != 1 || len(resp.Outputs[0].Shape) != 2 || resp.Outputs[0].Shape[0] != len(texts) {
 		return nil, fmt.Errorf("chorus probabilities: unexpected outputs %+v", resp.Outputs)
 	}
-	k, data := resp.Outputs[0].Shape[1], resp.Outputs[0].Data
+	var data []float64
+	if err := json.Unmarshal(resp.Outputs[0].Data, &data); err != nil {
+		return nil, fmt.Errorf("chorus probabilities: %w", err)
+	}
+	k := resp.Outputs[0].Shape[1]
+	if len(data) != len(texts)*k {
+		return nil, fmt.Errorf("chorus probabilities: %d values for shape %v", len(data), resp.Outputs[0].Shape)
+	}
 	out := make([][]float64, len(texts))
 	for i := range out {
 		out[i] = data[i*k : (i+1)*k]
