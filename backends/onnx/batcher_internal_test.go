@@ -20,6 +20,7 @@ import (
 type fakeRunner struct {
 	mu      sync.Mutex
 	runs    [][]uint32
+	overlap []bool        // per run: whether it started while another ran
 	started chan struct{} // receives once per run, when gated
 	release chan struct{} // one receive lets one run finish, when gated
 }
@@ -28,7 +29,7 @@ func newGatedRunner() *fakeRunner {
 	return &fakeRunner{started: make(chan struct{}), release: make(chan struct{})}
 }
 
-func (f *fakeRunner) run(encs []encoding, _ time.Duration, _ ...trace.Link) (protocol.Logits, error) {
+func (f *fakeRunner) run(encs []encoding, overlapping bool, _ time.Duration, _ ...trace.Link) (protocol.Logits, error) {
 	ids := make([]uint32, len(encs))
 	out := make(protocol.Logits, len(encs))
 	for i, e := range encs {
@@ -37,6 +38,7 @@ func (f *fakeRunner) run(encs []encoding, _ time.Duration, _ ...trace.Link) (pro
 	}
 	f.mu.Lock()
 	f.runs = append(f.runs, ids)
+	f.overlap = append(f.overlap, overlapping)
 	f.mu.Unlock()
 	if f.started != nil {
 		f.started <- struct{}{}
@@ -49,6 +51,12 @@ func (f *fakeRunner) batches() [][]uint32 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.runs)
+}
+
+func (f *fakeRunner) overlapping() []bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.overlap)
 }
 
 // fakeClock is the batcher's timer: the test fires it; calls counts timers.
@@ -128,7 +136,7 @@ func TestContinuousLoneRequestRunsAtOnce(t *testing.T) {
 func TestContinuousArrivalsFormNextBatch(t *testing.T) {
 	r := newGatedRunner()
 	c := &fakeClock{}
-	b := testBatcher(t, Batching{MaxBatchSize: 3}, r, c)
+	b := testBatcher(t, Batching{MaxBatchSize: 3, ConcurrentRuns: 1}, r, c)
 
 	first, err := b.enqueue(context.Background(), enc(100))
 	if err != nil {
@@ -184,7 +192,7 @@ func TestContinuousArrivalsFormNextBatch(t *testing.T) {
 // padded-token budget, as with a queue delay.
 func TestContinuousTokenBudget(t *testing.T) {
 	r := newGatedRunner()
-	b := testBatcher(t, Batching{MaxBatchSize: 8, MaxBatchTokens: 6}, r, &fakeClock{})
+	b := testBatcher(t, Batching{MaxBatchSize: 8, MaxBatchTokens: 6, ConcurrentRuns: 1}, r, &fakeClock{})
 	first, err := b.enqueue(context.Background(), enc(1))
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +231,7 @@ func TestContinuousTokenBudget(t *testing.T) {
 func TestQueueDelayWaitsToFill(t *testing.T) {
 	r := &fakeRunner{}
 	c := &fakeClock{asked: make(chan struct{}), firing: make(chan time.Time)}
-	b := testBatcher(t, Batching{MaxBatchSize: 2, MaxQueueDelay: time.Hour}, r, c)
+	b := testBatcher(t, Batching{MaxBatchSize: 2, MaxQueueDelay: time.Hour, ConcurrentRuns: 1}, r, c)
 
 	a, err := b.enqueue(context.Background(), enc(1))
 	if err != nil {
@@ -254,7 +262,7 @@ func TestQueueDelayWaitsToFill(t *testing.T) {
 // A full queue fails at once with ErrUnavailable (the gateway's 503).
 func TestContinuousQueueFull(t *testing.T) {
 	r := newGatedRunner()
-	b := testBatcher(t, Batching{MaxBatchSize: 4, QueueSize: 2}, r, &fakeClock{})
+	b := testBatcher(t, Batching{MaxBatchSize: 4, QueueSize: 2, ConcurrentRuns: 1}, r, &fakeClock{})
 	running, err := b.enqueue(context.Background(), enc(1))
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +300,7 @@ func TestContinuousQueueFull(t *testing.T) {
 // run queues and forms the next run.
 func TestContinuousLoneRequestRunsOnCaller(t *testing.T) {
 	r := newGatedRunner()
-	b := testBatcher(t, Batching{MaxBatchSize: 4}, r, &fakeClock{})
+	b := testBatcher(t, Batching{MaxBatchSize: 4, ConcurrentRuns: 1}, r, &fakeClock{})
 	type result struct {
 		got protocol.Logits
 		err error
@@ -330,5 +338,54 @@ func TestContinuousLoneRequestRunsOnCaller(t *testing.T) {
 	want := [][]uint32{{1}, {3, 2}}
 	if got := r.batches(); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("runs %v, want %v", got, want)
+	}
+}
+
+// With two concurrent runs, a request that queues while one run is in
+// progress starts a second at once, told it overlaps; a third waits for a
+// run to end, and what queued meanwhile joins it. A run that starts alone
+// is told so.
+func TestConcurrentRunsOverlap(t *testing.T) {
+	r := newGatedRunner()
+	b := testBatcher(t, Batching{MaxBatchSize: 4, ConcurrentRuns: 2}, r, &fakeClock{})
+	type result struct {
+		got protocol.Logits
+		err error
+	}
+	lone := make(chan result, 1)
+	go func() {
+		got, err := b.submit(context.Background(), enc(1))
+		lone <- result{got, err}
+	}()
+	<-r.started // run 1: the lone request, on its caller
+	second, err := b.enqueue(context.Background(), enc(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-r.started // run 2 starts while run 1 is held
+	var queued []*pending
+	for _, id := range []uint32{3, 4} {
+		p, err := b.enqueue(context.Background(), enc(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued = append(queued, p)
+	}
+	r.release <- struct{}{} // run 1 or 2 ends: run 3 takes texts 3 and 4
+	<-r.started
+	r.release <- struct{}{}
+	r.release <- struct{}{}
+	if res := <-lone; res.err != nil || res.got[0][0] != 1 {
+		t.Fatalf("lone request: %v %v", res.got, res.err)
+	}
+	answer(t, b, second, 2)
+	answer(t, b, queued[0], 3)
+	answer(t, b, queued[1], 4)
+	want := [][]uint32{{1}, {2}, {3, 4}}
+	if got := r.batches(); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("runs %v, want %v", got, want)
+	}
+	if got, want := r.overlapping(), []bool{false, true, true}; !slices.Equal(got, want) {
+		t.Errorf("runs overlapping %v, want %v", got, want)
 	}
 }

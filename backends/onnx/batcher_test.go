@@ -3,6 +3,7 @@ package onnx_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -181,5 +182,30 @@ func TestMaxRequestTokens(t *testing.T) {
 	_, err := m.Predict(context.Background(), []string{strings.Repeat("word ", 30)})
 	if !errors.Is(err, protocol.ErrTooLarge) || !strings.Contains(err.Error(), "the limit is 20") {
 		t.Fatalf("over the limit: %v", err)
+	}
+}
+
+// Runs that overlap another take their share of the threads from a second
+// session, which scores as the first; with no threads to share, or one run
+// at a time, there is none. The contract holds either way.
+func TestConcurrentRunsSession(t *testing.T) {
+	ref := reference(t, "sst2-tiny-a")
+	for _, tc := range []struct {
+		threads, runs int
+		want          bool
+	}{{2, 2, true}, {1, 2, false}, {2, 1, false}} {
+		t.Run(fmt.Sprintf("threads=%d,runs=%d", tc.threads, tc.runs), func(t *testing.T) {
+			m := open(t, "sst2-tiny-a", onnx.Options{IntraOpThreads: tc.threads, Batching: onnx.Batching{ConcurrentRuns: tc.runs}})
+			got, ok, err := m.PredictOverlapping(context.Background(), ref.TextList())
+			if ok != tc.want || err != nil {
+				t.Fatalf("session for overlapping runs: %v (%v), want %v", ok, err, tc.want)
+			}
+			for i, rt := range ref.Texts {
+				if ok && backendtest.MaxAbsDiff(got[i], rt.Logits) > backendtest.RefTolerance {
+					t.Errorf("%q on the overlapping runs' session: %v, want %v", rt.Text, got[i], rt.Logits)
+				}
+			}
+			backendtest.Run(t, m, ref)
+		})
 	}
 }

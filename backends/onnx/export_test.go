@@ -18,3 +18,19 @@ func (m *Model) PredictIDs(ctx context.Context, ids [][]int64) (protocol.Logits,
 	})
 	return p.Logits, err
 }
+
+// PredictOverlapping runs texts as one batch on the session of runs that
+// overlap another; ok is false when the model has none.
+func (m *Model) PredictOverlapping(ctx context.Context, texts []string) (logits protocol.Logits, ok bool, err error) {
+	if m.overlap == nil {
+		return nil, false, nil
+	}
+	encs := make([]encoding, len(texts))
+	for i, t := range texts {
+		if encs[i], err = m.encode(t); err != nil {
+			return nil, true, err
+		}
+	}
+	logits, err = m.runBatch(ctx, m.overlap, encs, 0)
+	return logits, true, err
+}

@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +20,10 @@ import (
 // Model serves one model folder. It is safe for concurrent use: ONNX
 // Runtime sessions and HF tokenizers both allow concurrent calls.
 type Model struct {
-	session    *ort.DynamicAdvancedSession
+	session *ort.DynamicAdvancedSession
+	// overlap runs batches while another run is in progress, on a share
+	// of the threads (Batching.ConcurrentRuns); nil: session runs them.
+	overlap    *ort.DynamicAdvancedSession
 	tok        *hfTokenizer
 	inputNames []string
 	withTypes  bool
@@ -70,29 +74,24 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer from %s: %w", dir, err)
 	}
-	so, err := sessionOptions(opts)
+	sess, overlap, err := openSessions(f.graphPath, m.inputNames, outName, opts)
 	if err != nil {
 		tok.close()
 		return nil, err
-	}
-	defer so.Destroy()
-	sess, err := ort.NewDynamicAdvancedSession(f.graphPath, m.inputNames, []string{outName}, so)
-	if err != nil {
-		tok.close()
-		return nil, fmt.Errorf("create session for %s: %w", f.graphPath, err)
 	}
 	fp, err := fingerprint(f, maxLen, !opts.NoSpecialTokens)
 	if err != nil {
-		sess.Destroy()
+		_ = destroy(sess, overlap)
 		tok.close()
 		return nil, err
 	}
-	m.session, m.tok, m.observer, m.tracer, m.maxTokens = sess, tok, opts.Observer, opts.Tracer, opts.MaxRequestTokens
+	m.session, m.overlap, m.tok, m.observer, m.tracer, m.maxTokens = sess, overlap, tok, opts.Observer, opts.Tracer, opts.MaxRequestTokens
 	if m.tracer == nil {
 		m.tracer = noop.NewTracerProvider().Tracer("")
 	}
-	if opts.Batching.Enabled() {
-		m.batcher = newBatcher(m, opts.Batching)
+	if b := opts.Batching; b.Enabled() {
+		b.ConcurrentRuns = cmp.Or(b.ConcurrentRuns, DefaultConcurrentRuns(opts.Device))
+		m.batcher = newBatcher(m, b)
 	}
 	m.meta = protocol.ModelMetadata{
 		Labels:      f.labels,
@@ -287,7 +286,7 @@ func (m *Model) predict(ctx context.Context, n int, encode func(i int) (encoding
 		logits, err = m.batcher.submit(ctx, encs)
 	} else {
 		start = time.Now()
-		logits, err = m.runBatch(ctx, encs, 0)
+		logits, err = m.runBatch(ctx, m.session, encs, 0)
 		timing.AddQueue(0) // no queue without batching
 		timing.AddInference(time.Since(start))
 	}
@@ -303,7 +302,7 @@ func (m *Model) predict(ctx context.Context, n int, encode func(i int) (encoding
 
 // runBatch runs encoded texts as one batch padded to the longest; waited is
 // how long its oldest text queued, for the observer.
-func (m *Model) runBatch(ctx context.Context, encs []encoding, waited time.Duration, links ...trace.Link) (protocol.Logits, error) {
+func (m *Model) runBatch(ctx context.Context, sess *ort.DynamicAdvancedSession, encs []encoding, waited time.Duration, links ...trace.Link) (protocol.Logits, error) {
 	_, span := m.tracer.Start(ctx, "chorus.onnx.run", trace.WithLinks(links...))
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Int("chorus.batch_size", len(encs)))
@@ -326,7 +325,7 @@ func (m *Model) runBatch(ctx context.Context, encs []encoding, waited time.Durat
 	if err != nil {
 		return nil, err
 	}
-	return m.run(ctx, inputs, len(encs))
+	return m.run(ctx, sess, inputs, len(encs))
 }
 
 // tensors builds the graph inputs, in the order the session was created
@@ -367,7 +366,7 @@ func (m *Model) tensors(encs []encoding, seqLen int) ([]ort.Value, error) {
 }
 
 // run executes the graph; cancelling ctx terminates the run in ONNX Runtime.
-func (m *Model) run(ctx context.Context, inputs []ort.Value, n int) (protocol.Logits, error) {
+func (m *Model) run(ctx context.Context, sess *ort.DynamicAdvancedSession, inputs []ort.Value, n int) (protocol.Logits, error) {
 	ro, err := ort.NewRunOptions()
 	if err != nil {
 		return nil, fmt.Errorf("run options: %w", err)
@@ -377,7 +376,7 @@ func (m *Model) run(ctx context.Context, inputs []ort.Value, n int) (protocol.Lo
 	defer stop()
 
 	outputs := []ort.Value{nil} // nil: ONNX Runtime allocates the output
-	if err := m.session.RunWithOptions(inputs, outputs, ro); err != nil {
+	if err := sess.RunWithOptions(inputs, outputs, ro); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("onnxruntime run: %w", ctx.Err())
 		}
@@ -417,7 +416,7 @@ func (m *Model) Close() error {
 	}
 	m.tok.close()
 	m.chunk.close()
-	if err := m.session.Destroy(); err != nil {
+	if err := destroy(m.session, m.overlap); err != nil {
 		return fmt.Errorf("destroy session: %w", err)
 	}
 	return nil

@@ -1,8 +1,11 @@
 package onnx
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -38,8 +41,12 @@ type Options struct {
 	// onnx/model_quantized.onnx, as Hub repos with several graphs ship
 	// them). Default (""): onnx/model.onnx, else model.onnx.
 	GraphFile string
-	// IntraOpThreads is ONNX Runtime's intra-op thread count. Default (0):
-	// ONNX Runtime's choice, one per core.
+	// IntraOpThreads is ONNX Runtime's intra-op thread count for a run
+	// that has the model to itself. Default (0): ONNX Runtime's choice,
+	// one per core. With batching and Batching.ConcurrentRuns > 1 on a
+	// CPU, runs that overlap another each get IntraOpThreads (default: the
+	// cores) / ConcurrentRuns threads, at least one, from a second session
+	// of the graph: the weights are held twice.
 	IntraOpThreads int
 	// InterOpThreads is ONNX Runtime's inter-op thread count. Default (0):
 	// ONNX Runtime's choice.
@@ -177,4 +184,69 @@ func setSpin(so *ort.SessionOptions, spin *time.Duration) error {
 		return err
 	}
 	return so.AddSessionConfigEntry("session.intra_op.spin_duration_us", strconv.FormatInt(max(1, d.Microseconds()), 10))
+}
+
+// openSessions opens the graph's session and, when overlapping runs take a
+// share of the threads (overlapThreads), a second session for them.
+func openSessions(graphPath string, inputs []string, output string, opts Options) (sess, overlap *ort.DynamicAdvancedSession, err error) {
+	open := func(o Options) (*ort.DynamicAdvancedSession, error) {
+		so, err := sessionOptions(o)
+		if err != nil {
+			return nil, err
+		}
+		defer so.Destroy()
+		s, err := ort.NewDynamicAdvancedSession(graphPath, inputs, []string{output}, so)
+		if err != nil {
+			return nil, fmt.Errorf("create session for %s: %w", graphPath, err)
+		}
+		return s, nil
+	}
+	if sess, err = open(opts); err != nil {
+		return nil, nil, err
+	}
+	if n := overlapThreads(opts); n > 0 {
+		o := opts
+		o.IntraOpThreads = n
+		if overlap, err = open(o); err != nil {
+			_ = destroy(sess)
+			return nil, nil, fmt.Errorf("session for overlapping runs: %w", err)
+		}
+	}
+	return sess, overlap, nil
+}
+
+// overlapThreads is the intra-op threads of a run that overlaps another:
+// the model's threads shared among its concurrent runs. 0: overlapping
+// runs need no session of their own (one run at a time, a GPU, or no
+// threads to share).
+func overlapThreads(opts Options) int {
+	if !opts.Batching.Enabled() || (opts.Device != "" && opts.Device != DeviceCPU) {
+		return 0
+	}
+	runs := cmp.Or(opts.Batching.ConcurrentRuns, DefaultConcurrentRuns(opts.Device))
+	total := cmp.Or(opts.IntraOpThreads, runtime.NumCPU())
+	if n := max(1, total/runs); runs > 1 && n < total {
+		return n
+	}
+	return 0
+}
+
+// destroy frees sessions, skipping nil ones.
+func destroy(sessions ...*ort.DynamicAdvancedSession) error {
+	var errs []error
+	for _, s := range sessions {
+		if s != nil {
+			errs = append(errs, s.Destroy())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sessionFor is the session of a run: overlap when the run overlaps
+// another and the model has one.
+func (m *Model) sessionFor(overlapping bool) *ort.DynamicAdvancedSession {
+	if overlapping && m.overlap != nil {
+		return m.overlap
+	}
+	return m.session
 }

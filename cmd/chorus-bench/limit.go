@@ -12,14 +12,30 @@ import (
 )
 
 // modelLimit is scripts/bench/model_limit.py's answer: ONNX Runtime in
-// Python running the graph alone, per batch size.
+// Python running the graph alone, per layout (runs × threads) and batch
+// size.
 type modelLimit struct {
-	BatchSizes   map[string]float64 `json:"batch_sizes"`
-	BestBatch    int                `json:"best_batch"`
-	BestSeqPerS  float64            `json:"best_seq_per_s"`
-	ONNXRuntime  string             `json:"onnxruntime"`
-	Threads      int                `json:"threads"`
-	GraphRelPath string             `json:"graph"`
+	Layouts      map[string]map[string]float64 `json:"layouts"`
+	BestLayout   string                        `json:"best_layout"`
+	BestBatch    int                           `json:"best_batch"`
+	BestSeqPerS  float64                       `json:"best_seq_per_s"`
+	ONNXRuntime  string                        `json:"onnxruntime"`
+	GraphRelPath string                        `json:"graph"`
+}
+
+// limitLayouts are the model-only limit's layouts, RxT: R runs at once on
+// a session of T intra-op threads. Both use the 2 cores: one run of two
+// threads, as ONNX Runtime's default, and two runs of one, as Chorus's
+// default (two concurrent runs).
+var limitLayouts = []struct{ key, name string }{{"1x2", "one run × 2 threads"}, {"2x1", "two runs × 1 thread"}}
+
+func layoutName(key string) string {
+	for _, l := range limitLayouts {
+		if l.key == key {
+			return l.name
+		}
+	}
+	return key
 }
 
 // measureLimit runs the model-only limit on the same texts the load
@@ -42,7 +58,7 @@ func (b *bench) measureLimit(dir, graph string) (modelLimit, error) {
 		secs = "1"
 	}
 	out, err := exec.Command(b.o.onnxPython, "scripts/bench/model_limit.py", "--model", dir, "--graph", graph,
-		"--texts", f.Name(), "--threads", "2", "--seconds", secs).Output()
+		"--texts", f.Name(), "--layouts", "1x2,2x1", "--seconds", secs).Output()
 	if err != nil {
 		return modelLimit{}, fmt.Errorf("model_limit.py %s: %w", graph, err)
 	}
@@ -73,7 +89,8 @@ func bestOf(n int, measure func() loadgen.Result) loadgen.Result {
 // batchingModes are the in-process batching settings measured against the
 // limit: the default first.
 var batchingModes = []struct{ name, yaml string }{
-	{"continuous batching (default)", ""},
+	{"continuous batching (default: 2 runs at once)", ""},
+	{"continuous batching, one run at a time", ", batching: {concurrent_runs: 1}"},
 	{"batching off", ", batching: {enabled: false}"},
 	{"wait-to-fill batching (max 64, 5 ms)", ", batching: {max_batch_size: 64, max_queue_delay: 5ms}"},
 }
@@ -86,10 +103,12 @@ func (b *bench) limit() (string, error) {
 	out.WriteString("\n## Chorus against the model-only limit, fp32 and int8\n\n" +
 		"Full-size random DistilBERT, one-text V1 requests (the same 200 short texts everywhere), cache off. " +
 		"**Model-only limit**: ONNX Runtime in Python, no server (`scripts/bench/model_limit.py`), the same graph and texts " +
-		"tokenised beforehand, 2 intra-op threads, at batch 1, 8, 16, 32 and 64; the best batch size is the limit. " +
+		"tokenised beforehand, at batch 1, 8, 16, 32 and 64, as one run at a time on 2 intra-op threads and as two runs at once on 1 thread each; " +
+		"the best layout and batch size is the limit. " +
 		"Each side is measured 3 times, the model alone in 3 rounds over the batch sizes and Chorus 3 runs per row, " +
 		"and the best counts on both sides (this host's neighbours take CPU in bursts). " +
-		"Chorus runs ONNX Runtime with its default threads (one per core: 2). int8 is `onnx/model_quantized.onnx` " +
+		"Chorus runs ONNX Runtime with its defaults: by default up to 2 runs at once, a run that starts alone on 2 threads, " +
+		"runs that overlap on 1 thread each (`batching.concurrent_runs`). int8 is `onnx/model_quantized.onnx` " +
 		"from `scripts/onnx_tools/variants.py` (dynamic int8), served with `onnx_file`. " +
 		"The load generator shares the 2 cores with the server; the limit runs alone.\n")
 	clients := []struct{ c, n int }{{1, 200}, {8, 400}, {64, 640}}
@@ -100,10 +119,13 @@ func (b *bench) limit() (string, error) {
 			return "", err
 		}
 		fmt.Fprintf(&out, "\n### %s (`%s`)\n\nModel-only limit, seq/s by batch size:", g.name, g.file)
-		for _, bs := range []string{"1", "8", "16", "32", "64"} {
-			fmt.Fprintf(&out, " %s: %.0f;", bs, lim.BatchSizes[bs])
+		for _, l := range limitLayouts {
+			fmt.Fprintf(&out, " %s:", l.name)
+			for _, bs := range []string{"1", "8", "16", "32", "64"} {
+				fmt.Fprintf(&out, " %s: %.0f;", bs, lim.Layouts[l.key][bs])
+			}
 		}
-		fmt.Fprintf(&out, " **limit %.0f seq/s** (batch %d).\n\n", lim.BestSeqPerS, lim.BestBatch)
+		fmt.Fprintf(&out, " **limit %.0f seq/s** (%s, batch %d).\n\n", lim.BestSeqPerS, layoutName(lim.BestLayout), lim.BestBatch)
 		out.WriteString("| Chorus | clients | requests | errors | req/s | p50 ms | p99 ms | × limit |\n|---|---|---|---|---|---|---|---|\n")
 		for _, m := range batchingModes {
 			ch, url, err := b.startChorus(fmt.Sprintf("models:\n  - name: m\n    cache: {enabled: false}\n    replicas: [{type: onnx, model_dir: %q, onnx_file: %q%s}]\n",

@@ -376,12 +376,12 @@ type Replica struct {
 	TLS TLS `yaml:"tls"`
 }
 
-// Batching configures dynamic batching of an in-process replica: one run at
-// a time, up to max_batch_size texts and max_batch_tokens padded tokens,
-// grouped by length. By default it is continuous: an idle replica runs a
-// lone request at once, and requests that arrive during a run form the
-// next one. With max_queue_delay set, a batch's first request also waits
-// up to that long for others.
+// Batching configures dynamic batching of an in-process replica: up to
+// concurrent_runs runs at a time, each up to max_batch_size texts and
+// max_batch_tokens padded tokens, grouped by length. By default it is
+// continuous: an idle replica runs a lone request at once, and requests
+// that arrive during a run form the next one. With max_queue_delay set, a
+// batch's first request also waits up to that long for others.
 type Batching struct {
 	// Enabled turns batching on or off; off, every request runs on its own,
 	// concurrently. Default true.
@@ -396,6 +396,11 @@ type Batching struct {
 	// QueueSize bounds waiting requests; past it: 503 with Retry-After.
 	// Default 1024.
 	QueueSize int `yaml:"queue_size"`
+	// ConcurrentRuns is how many runs may be in progress at once. On a
+	// CPU a run that starts while the replica is idle takes every intra-op
+	// thread; runs that overlap share them, from a second copy of the
+	// graph. Default: 2 on a CPU with two cores or more, else 1.
+	ConcurrentRuns int `yaml:"concurrent_runs"`
 }
 
 // TLS options for a remote replica.

@@ -150,6 +150,7 @@ func (r *Replica) applyDefaults(modelName, baseDir string) {
 			b.MaxBatchTokens = cmp.Or(b.MaxBatchTokens, d.MaxBatchTokens)
 			b.MaxQueueDelay = cmp.Or(b.MaxQueueDelay, Duration(d.MaxQueueDelay))
 			b.QueueSize = cmp.Or(b.QueueSize, d.QueueSize)
+			b.ConcurrentRuns = cmp.Or(b.ConcurrentRuns, onnx.DefaultConcurrentRuns(r.Device))
 		}
 	case TypeKServe:
 		r.Model = cmp.Or(r.Model, modelName)

@@ -1,11 +1,14 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chorusml/chorus/backends/onnx"
 )
 
 // Every *.bad.yaml must fail with an error containing its expected text,
@@ -240,5 +243,30 @@ func TestActivation(t *testing.T) {
 	// Left empty: the model's metadata decides when the model is built.
 	if m := cfg.Models[1]; m.Activation != "" || m.Threshold != 0 {
 		t.Errorf("defaults %q %v, want empty (resolved from the model's config.json)", m.Activation, m.Threshold)
+	}
+}
+
+// Concurrent runs default by device and may not be negative.
+func TestConcurrentRuns(t *testing.T) {
+	const doc = "models:\n  - name: m\n    replicas:\n      - {type: onnx, model_dir: ../../../testdata/models/sst2-tiny-a, device: %s%s}\n"
+	for _, tc := range []struct {
+		device, batching string
+		want             int
+	}{
+		{"cpu", "", onnx.DefaultConcurrentRuns(onnx.DeviceCPU)},
+		{"cuda:0", "", 1},
+		{"cpu", ", batching: {concurrent_runs: 3}", 3},
+	} {
+		cfg, err := Parse(fmt.Appendf(nil, doc, tc.device, tc.batching), "testdata")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Models[0].Replicas[0].Batching.ConcurrentRuns; got != tc.want {
+			t.Errorf("%s%s: concurrent_runs %d, want %d", tc.device, tc.batching, got, tc.want)
+		}
+	}
+	_, err := Parse(fmt.Appendf(nil, doc, "cpu", ", batching: {concurrent_runs: -1}"), "testdata")
+	if err == nil || !strings.Contains(err.Error(), "batching.concurrent_runs") {
+		t.Errorf("concurrent_runs -1: %v, want an error naming batching.concurrent_runs", err)
 	}
 }

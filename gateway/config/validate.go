@@ -359,7 +359,8 @@ func (r *Replica) validateONNX(rp string, errs *problems) {
 	notNegative(errs, rp+".", field[int]{"intra_op_threads", r.IntraOpThreads}, field[int]{"inter_op_threads", r.InterOpThreads},
 		field[int]{"intra_op_spin", int(spin)},
 		field[int]{"batching.max_batch_size", b.MaxBatchSize}, field[int]{"batching.max_batch_tokens", b.MaxBatchTokens},
-		field[int]{"batching.queue_size", b.QueueSize}, field[int]{"batching.max_queue_delay", int(b.MaxQueueDelay)})
+		field[int]{"batching.queue_size", b.QueueSize}, field[int]{"batching.max_queue_delay", int(b.MaxQueueDelay)},
+		field[int]{"batching.concurrent_runs", b.ConcurrentRuns})
 	if g := r.GraphOptimization; !slices.Contains(onnx.GraphOptimizations, g) {
 		errs.add(rp+".graph_optimization", "%q: want %s", g, oneOf(onnx.GraphOptimizations))
 	}

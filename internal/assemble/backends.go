@@ -103,7 +103,7 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 	var batching onnx.Batching // zero: off
 	if rb := rc.Batching; rb.Enabled == nil || *rb.Enabled {
 		batching = onnx.Batching{MaxBatchSize: rb.MaxBatchSize, MaxBatchTokens: rb.MaxBatchTokens,
-			MaxQueueDelay: time.Duration(rb.MaxQueueDelay), QueueSize: rb.QueueSize}
+			MaxQueueDelay: time.Duration(rb.MaxQueueDelay), QueueSize: rb.QueueSize, ConcurrentRuns: rb.ConcurrentRuns}
 	}
 	tokDir, err := tokenizerDir(ctx, rc, b.Hub)
 	if err != nil {
