@@ -21,6 +21,7 @@ type Metrics struct {
 	queue     *prometheus.GaugeVec
 	runTime   *prometheus.HistogramVec
 	truncated *prometheus.CounterVec
+	overlaps  *prometheus.CounterVec
 	reg       prometheus.Registerer
 }
 
@@ -46,11 +47,13 @@ func NewMetrics(reg prometheus.Registerer, version string) (*Metrics, error) {
 			Help: "ONNX Runtime time per run.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"model"}),
 		truncated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chorus_truncated_texts_total",
 			Help: "Texts (or text pairs) answered after being cut to the model's max length, cache hits included, by model."}, []string{"model"}),
+		overlaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chorus_onnx_overlapping_runs_total",
+			Help: "ONNX Runtime runs that started while another run of the model was in progress (batching.concurrent_runs), by model."}, []string{"model"}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "chorus_build_info", Help: "Always 1; the labels say what is running.",
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()}})
 	build.Set(1)
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight, m.batchSize, m.queueWait, m.queue, m.runTime, m.truncated, build} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inflight, m.batchSize, m.queueWait, m.queue, m.runTime, m.truncated, m.overlaps, build} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -70,13 +73,14 @@ func (m *Metrics) ModelObserver(model string) *ModelObserver {
 		return nil
 	}
 	return &ModelObserver{size: m.batchSize.WithLabelValues(model), wait: m.queueWait.WithLabelValues(model),
-		run: m.runTime.WithLabelValues(model), depth: m.queue.WithLabelValues(model)}
+		run: m.runTime.WithLabelValues(model), depth: m.queue.WithLabelValues(model), overlaps: m.overlaps.WithLabelValues(model)}
 }
 
 // ModelObserver is one model's share of the batch and run metrics.
 type ModelObserver struct {
 	size, wait, run prometheus.Observer
 	depth           prometheus.Gauge
+	overlaps        prometheus.Counter
 }
 
 // ObserveRun records one ONNX Runtime run.
@@ -85,6 +89,9 @@ func (o *ModelObserver) ObserveRun(rows int, queueWait, run time.Duration) {
 	o.wait.Observe(queueWait.Seconds())
 	o.run.Observe(run.Seconds())
 }
+
+// ObserveOverlappingRun counts a run that overlapped another.
+func (o *ModelObserver) ObserveOverlappingRun() { o.overlaps.Inc() }
 
 // ObserveQueueDepth records the batch queue's depth.
 func (o *ModelObserver) ObserveQueueDepth(n int) { o.depth.Set(float64(n)) }

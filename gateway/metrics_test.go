@@ -27,6 +27,7 @@ func TestMetrics(t *testing.T) {
 	srv.SetRegistry(base.SetRegistry(nil))
 	srv.SetReady(true)
 	m.ModelObserver("distilbert").ObserveRun(4, time.Millisecond, 3*time.Millisecond)
+	m.ModelObserver("distilbert").ObserveOverlappingRun()
 	for range 2 {
 		do(srv, "POST", "/v1/models/distilbert:predict", seedV1)
 	}
@@ -50,6 +51,7 @@ func TestMetrics(t *testing.T) {
 		`chorus_requests_total{code="200",model="distilbert",protocol="v2",route="/v2/models/:name/infer"} 1`,
 		"chorus_request_duration_seconds_bucket", "chorus_requests_in_flight",
 		`chorus_batch_size_count{model="distilbert"} 1`, "chorus_batch_queue_wait_seconds", "chorus_onnx_run_seconds",
+		`chorus_onnx_overlapping_runs_total{model="distilbert"} 1`,
 		"chorus_cache_hits_total 4", "chorus_cache_misses_total 2",
 		`chorus_replica_healthy{model="distilbert",replica="distilbert-0",version=""} 1`,
 		`chorus_replica_breaker_state{model="distilbert",replica="distilbert-0",version=""} 0`,

@@ -154,7 +154,11 @@ type batcher struct {
 }
 
 func newBatcher(m *Model, o Batching) *batcher {
+	overlaps, _ := m.observer.(OverlapObserver)
 	run := func(encs []encoding, overlapping bool, waited time.Duration, links ...trace.Link) (protocol.Logits, error) {
+		if overlapping && overlaps != nil {
+			overlaps.ObserveOverlappingRun()
+		}
 		// No single client's context may cancel a run others share.
 		return m.runBatch(context.Background(), m.sessionFor(overlapping), encs, waited, links...)
 	}

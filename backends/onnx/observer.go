@@ -11,3 +11,10 @@ type Observer interface {
 	// ObserveQueueDepth reports requests waiting, as the batcher sees them.
 	ObserveQueueDepth(n int)
 }
+
+// OverlapObserver is an Observer that also counts runs that started while
+// another run of the model was in progress (Batching.ConcurrentRuns > 1);
+// Options.Observer may implement it.
+type OverlapObserver interface {
+	ObserveOverlappingRun()
+}
