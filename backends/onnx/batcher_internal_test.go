@@ -295,21 +295,30 @@ func TestContinuousQueueFull(t *testing.T) {
 	}
 }
 
+// result is a request's answer.
+type result struct {
+	got protocol.Logits
+	err error
+}
+
+// submitLone submits text id on a goroutine of its own; the channel gets
+// its answer.
+func submitLone(b *batcher, id uint32) <-chan result {
+	lone := make(chan result, 1)
+	go func() {
+		got, err := b.submit(context.Background(), enc(id))
+		lone <- result{got, err}
+	}()
+	return lone
+}
+
 // A lone request on an idle model runs on its caller's goroutine (the
 // loop is not involved: it is held busy here); what arrives during that
 // run queues and forms the next run.
 func TestContinuousLoneRequestRunsOnCaller(t *testing.T) {
 	r := newGatedRunner()
 	b := testBatcher(t, Batching{MaxBatchSize: 4, ConcurrentRuns: 1}, r, &fakeClock{})
-	type result struct {
-		got protocol.Logits
-		err error
-	}
-	lone := make(chan result, 1)
-	go func() {
-		got, err := b.submit(context.Background(), enc(1))
-		lone <- result{got, err}
-	}()
+	lone := submitLone(b, 1)
 	<-r.started
 	if n := b.queued.Load(); n != 0 {
 		t.Fatalf("%d requests queued while the lone one runs, want 0", n)
@@ -348,15 +357,7 @@ func TestContinuousLoneRequestRunsOnCaller(t *testing.T) {
 func TestConcurrentRunsOverlap(t *testing.T) {
 	r := newGatedRunner()
 	b := testBatcher(t, Batching{MaxBatchSize: 4, ConcurrentRuns: 2}, r, &fakeClock{})
-	type result struct {
-		got protocol.Logits
-		err error
-	}
-	lone := make(chan result, 1)
-	go func() {
-		got, err := b.submit(context.Background(), enc(1))
-		lone <- result{got, err}
-	}()
+	lone := submitLone(b, 1)
 	<-r.started // run 1: the lone request, on its caller
 	second, err := b.enqueue(context.Background(), enc(2))
 	if err != nil {
