@@ -361,6 +361,9 @@ func (b *bench) header() string {
 	if b.o.onnxPython != "" {
 		pyv += "; model-only limit: onnxruntime " + version(b.o.onnxPython, "-c", "import onnxruntime; print(onnxruntime.__version__)")
 	}
+	if b.o.infinityPython != "" {
+		pyv += "; Infinity: " + b.infinityVersions()
+	}
 	mode := ""
 	if b.o.quick {
 		mode = "\n> **Quick run** (`--quick`): a tenth of the requests; a smoke test, not figures to quote.\n"
