@@ -37,11 +37,10 @@ type Batching struct {
 	// (default 1024).
 	QueueSize int
 	// ConcurrentRuns is how many runs may be in progress at once, each
-	// formed from what queued meanwhile (default DefaultConcurrentRuns of
-	// the device).
-	// On a CPU a run that starts while the model is idle gets all the
-	// intra-op threads; runs that overlap each get their share, from a
-	// second session of the graph (see Options.IntraOpThreads).
+	// formed from what queued meanwhile (default: DefaultConcurrentRuns of
+	// the device). On a CPU a run that starts while the model is idle gets
+	// every intra-op thread; runs that overlap another each get a share,
+	// from a second session of the graph (see Options.IntraOpThreads).
 	ConcurrentRuns int
 }
 
@@ -67,9 +66,9 @@ func (b Batching) Enabled() bool {
 
 // DefaultBatching is what the zero fields of an enabled Batching take on a
 // CPU, and what the registry (gateway/config) serves in-process models with
-// unless told otherwise: continuous batching (no queue delay). On a CPU one run
-// at a time uses every core, so a batch formed while the previous one runs
-// costs a lone request nothing and lifts throughput under load.
+// unless told otherwise: continuous batching (no queue delay). A lone
+// request runs at once on every core; under load, what queues during a run
+// forms the next, which lifts throughput without a wait.
 func DefaultBatching() Batching {
 	return Batching{MaxBatchSize: 32, MaxBatchTokens: 8192, QueueSize: 1024, ConcurrentRuns: DefaultConcurrentRuns(DeviceCPU)}
 }
