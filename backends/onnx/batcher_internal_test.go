@@ -149,14 +149,7 @@ func TestContinuousArrivalsFormNextBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	var queued []*pending
-	for _, id := range []uint32{7, 5, 6, 4} {
-		p, err := b.enqueue(context.Background(), enc(id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		queued = append(queued, p)
-	}
+	queued := enqueueAll(t, b, 7, 5, 6, 4)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -268,14 +261,7 @@ func TestContinuousQueueFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-r.started
-	var queued []*pending
-	for id := range uint32(2) {
-		p, err := b.enqueue(context.Background(), enc(id+2))
-		if err != nil {
-			t.Fatal(err)
-		}
-		queued = append(queued, p)
-	}
+	queued := enqueueAll(t, b, 2, 3)
 	if _, err := b.submit(context.Background(), enc(9)); !errors.Is(err, protocol.ErrUnavailable) {
 		t.Errorf("third request into a queue of 2: %v, want ErrUnavailable", err)
 	}
@@ -293,6 +279,20 @@ func TestContinuousQueueFull(t *testing.T) {
 	if n := b.rejected.Load(); n != 1 {
 		t.Errorf("%d rejected, want 1", n)
 	}
+}
+
+// enqueueAll queues one request per text id, in order.
+func enqueueAll(t *testing.T, b *batcher, ids ...uint32) []*pending {
+	t.Helper()
+	var queued []*pending
+	for _, id := range ids {
+		p, err := b.enqueue(context.Background(), enc(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued = append(queued, p)
+	}
+	return queued
 }
 
 // result is a request's answer.
@@ -323,14 +323,7 @@ func TestContinuousLoneRequestRunsOnCaller(t *testing.T) {
 	if n := b.queued.Load(); n != 0 {
 		t.Fatalf("%d requests queued while the lone one runs, want 0", n)
 	}
-	var queued []*pending
-	for _, id := range []uint32{3, 2} {
-		p, err := b.enqueue(context.Background(), enc(id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		queued = append(queued, p)
-	}
+	queued := enqueueAll(t, b, 3, 2)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -364,14 +357,7 @@ func TestConcurrentRunsOverlap(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-r.started // run 2 starts while run 1 is held
-	var queued []*pending
-	for _, id := range []uint32{3, 4} {
-		p, err := b.enqueue(context.Background(), enc(id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		queued = append(queued, p)
-	}
+	queued := enqueueAll(t, b, 3, 4)
 	r.release <- struct{}{} // run 1 or 2 ends: run 3 takes texts 3 and 4
 	<-r.started
 	r.release <- struct{}{}
