@@ -74,6 +74,9 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer from %s: %w", dir, err)
 	}
+	if opts.Batching.Enabled() { // the device's default, for the sessions and the batcher alike
+		opts.Batching.ConcurrentRuns = cmp.Or(opts.Batching.ConcurrentRuns, DefaultConcurrentRuns(opts.Device))
+	}
 	sess, overlap, err := openSessions(f.graphPath, m.inputNames, outName, opts)
 	if err != nil {
 		tok.close()
@@ -89,9 +92,8 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 	if m.tracer == nil {
 		m.tracer = noop.NewTracerProvider().Tracer("")
 	}
-	if b := opts.Batching; b.Enabled() {
-		b.ConcurrentRuns = cmp.Or(b.ConcurrentRuns, DefaultConcurrentRuns(opts.Device))
-		m.batcher = newBatcher(m, b)
+	if opts.Batching.Enabled() {
+		m.batcher = newBatcher(m, opts.Batching)
 	}
 	m.meta = protocol.ModelMetadata{
 		Labels:      f.labels,

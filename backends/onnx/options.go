@@ -220,12 +220,12 @@ func openSessions(graphPath string, inputs []string, output string, opts Options
 // runs need no session of their own (one run at a time, a GPU, or no
 // threads to share).
 func overlapThreads(opts Options) int {
-	if !opts.Batching.Enabled() || (opts.Device != "" && opts.Device != DeviceCPU) {
+	runs := opts.Batching.ConcurrentRuns // filled by Open
+	if !opts.Batching.Enabled() || runs < 2 || (opts.Device != "" && opts.Device != DeviceCPU) {
 		return 0
 	}
-	runs := cmp.Or(opts.Batching.ConcurrentRuns, DefaultConcurrentRuns(opts.Device))
 	total := cmp.Or(opts.IntraOpThreads, runtime.NumCPU())
-	if n := max(1, total/runs); runs > 1 && n < total {
+	if n := max(1, total/runs); n < total {
 		return n
 	}
 	return 0
