@@ -57,8 +57,12 @@ func (b *bench) measureLimit(dir, graph string) (modelLimit, error) {
 	if b.o.quick {
 		secs = "1"
 	}
+	var layouts []string
+	for _, l := range limitLayouts {
+		layouts = append(layouts, l.key)
+	}
 	out, err := exec.Command(b.o.onnxPython, "scripts/bench/model_limit.py", "--model", dir, "--graph", graph,
-		"--texts", f.Name(), "--layouts", "1x2,2x1", "--seconds", secs).Output()
+		"--texts", f.Name(), "--layouts", strings.Join(layouts, ","), "--seconds", secs).Output()
 	if err != nil {
 		return modelLimit{}, fmt.Errorf("model_limit.py %s: %w", graph, err)
 	}
