@@ -138,10 +138,7 @@ func TestContinuousArrivalsFormNextBatch(t *testing.T) {
 	c := &fakeClock{}
 	b := testBatcher(t, Batching{MaxBatchSize: 3, ConcurrentRuns: 1}, r, c)
 
-	first, err := b.enqueue(context.Background(), enc(100))
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := enqueueAll(t, b, 100)[0]
 	<-r.started // run 1 holds text 100; the rest queue behind it
 	gone, cancel := context.WithCancel(context.Background())
 	left, err := b.enqueue(gone, enc(99))
@@ -186,14 +183,12 @@ func TestContinuousArrivalsFormNextBatch(t *testing.T) {
 func TestContinuousTokenBudget(t *testing.T) {
 	r := newGatedRunner()
 	b := testBatcher(t, Batching{MaxBatchSize: 8, MaxBatchTokens: 6, ConcurrentRuns: 1}, r, &fakeClock{})
-	first, err := b.enqueue(context.Background(), enc(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := enqueueAll(t, b, 1)[0]
 	<-r.started
 	long := encoding{ids: []int64{9, 9, 9, 9}, mask: []int64{1, 1, 1, 1}}
 	ps := make([]*pending, 3)
 	for i, e := range [][]encoding{{long}, enc(2), enc(3)} {
+		var err error
 		if ps[i], err = b.enqueue(context.Background(), e); err != nil {
 			t.Fatal(err)
 		}
@@ -226,22 +221,13 @@ func TestQueueDelayWaitsToFill(t *testing.T) {
 	c := &fakeClock{asked: make(chan struct{}), firing: make(chan time.Time)}
 	b := testBatcher(t, Batching{MaxBatchSize: 2, MaxQueueDelay: time.Hour, ConcurrentRuns: 1}, r, c)
 
-	a, err := b.enqueue(context.Background(), enc(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := enqueueAll(t, b, 1)[0]
 	<-c.asked // the batcher holds text 1 and waits for company
-	second, err := b.enqueue(context.Background(), enc(2))
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := enqueueAll(t, b, 2)[0]
 	answer(t, b, a, 1) // the batch filled up (2 texts) before the delay ended
 	answer(t, b, second, 2)
 
-	lone, err := b.enqueue(context.Background(), enc(3))
-	if err != nil {
-		t.Fatal(err)
-	}
+	lone := enqueueAll(t, b, 3)[0]
 	<-c.asked
 	c.firing <- time.Time{} // the delay ends with one text
 	answer(t, b, lone, 3)
@@ -256,10 +242,7 @@ func TestQueueDelayWaitsToFill(t *testing.T) {
 func TestContinuousQueueFull(t *testing.T) {
 	r := newGatedRunner()
 	b := testBatcher(t, Batching{MaxBatchSize: 4, QueueSize: 2, ConcurrentRuns: 1}, r, &fakeClock{})
-	running, err := b.enqueue(context.Background(), enc(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	running := enqueueAll(t, b, 1)[0]
 	<-r.started
 	queued := enqueueAll(t, b, 2, 3)
 	if _, err := b.submit(context.Background(), enc(9)); !errors.Is(err, protocol.ErrUnavailable) {
@@ -352,10 +335,7 @@ func TestConcurrentRunsOverlap(t *testing.T) {
 	b := testBatcher(t, Batching{MaxBatchSize: 4, ConcurrentRuns: 2}, r, &fakeClock{})
 	lone := submitLone(b, 1)
 	<-r.started // run 1: the lone request, on its caller
-	second, err := b.enqueue(context.Background(), enc(2))
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := enqueueAll(t, b, 2)[0]
 	<-r.started // run 2 starts while run 1 is held
 	queued := enqueueAll(t, b, 3, 4)
 	r.release <- struct{}{} // run 1 or 2 ends: run 3 takes texts 3 and 4
