@@ -50,6 +50,14 @@ func runCmdEnv(t *testing.T, env []string, args ...string) (int, string) {
 func post(t *testing.T, url, body string) (int, []byte) {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", bytes.NewReader([]byte(body)))
+	b := readBody(t, resp, err) // before resp is read: it is nil on err
+	return resp.StatusCode, b
+}
+
+// readBody reads and closes the body of the response a call returned,
+// failing the test on the call's error or the read's.
+func readBody(t *testing.T, resp *http.Response, err error) []byte {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +66,7 @@ func post(t *testing.T, url, body string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return b
 }
 
 // v2Answer is a V2 answer as the e2e tests read it.
@@ -79,14 +87,7 @@ func inferV2(t *testing.T, base, model string, texts []string, outputs ...string
 	}
 	body, _ := json.Marshal(req)
 	resp, err := http.Post(base+"/v2/models/"+model+"/infer", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := readBody(t, resp, err)
 	a := v2Answer{status: resp.StatusCode, header: resp.Header}
 	if resp.StatusCode != http.StatusOK {
 		return a

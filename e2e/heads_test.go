@@ -67,7 +67,7 @@ func TestPairsThroughRemoteChorus(t *testing.T) {
 		if status != 200 || json.Unmarshal(b, &v1) != nil {
 			t.Fatalf("%s V1 pairs: %d %s", c.model, status, b)
 		}
-		nearRows(t, c.model+" V1 pairs", v1.Predictions, ref.Pairs)
+		backendtest.CheckRows(t, c.model+" V1 pairs", v1.Predictions, ref.Pairs)
 
 		status, b = post(t, f.URL+"/v2/models/"+c.model+"/infer", fmt.Sprintf(`{"inputs": [{"name": "input-0", "shape": [%d, 2], "datatype": "BYTES", "data": %s}], "outputs": [{"name": "logits"}]}`, len(ref.Pairs), js(flat)))
 		var v2 struct{ Outputs []struct{ Data []float64 } }
@@ -79,7 +79,7 @@ func TestPairsThroughRemoteChorus(t *testing.T) {
 		for i := range ref.Pairs {
 			rows = append(rows, v2.Outputs[0].Data[i*k:(i+1)*k])
 		}
-		nearRows(t, c.model+" V2 pairs", rows, ref.Pairs)
+		backendtest.CheckRows(t, c.model+" V2 pairs", rows, ref.Pairs)
 	}
 
 	// The cross-encoder's pipeline scores, for pairs, over the remote.
@@ -170,23 +170,6 @@ func TestCalibrateFollowsActivation(t *testing.T) {
 		if math.Abs(resp.Predictions[0][j]-want[j]) > 1e-4 {
 			t.Errorf("calibrated sigmoid %v, want %v (T=%v)", resp.Predictions[0], want, cal.Temperature)
 		}
-	}
-}
-
-func nearRows(t *testing.T, what string, got [][]float64, ref []backendtest.RefText) {
-	t.Helper()
-	if len(got) != len(ref) {
-		t.Fatalf("%s: %d rows for %d", what, len(got), len(ref))
-	}
-	worst := 0.0
-	for i := range ref {
-		for j, w := range ref[i].Logits {
-			worst = max(worst, math.Abs(got[i][j]-w))
-		}
-	}
-	t.Logf("%s: max |logit - transformers| = %.3g over %d", what, worst, len(ref))
-	if worst > backendtest.RefTolerance {
-		t.Errorf("%s: max |logit - transformers| = %.3g", what, worst)
 	}
 }
 

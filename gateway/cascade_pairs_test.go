@@ -142,7 +142,7 @@ func TestCascadePairs(t *testing.T) {
 		for i := range rows {
 			rows[i] = flat[i*k : (i+1)*k]
 		}
-		checkPairLogits(t, c.name+" cascade V2 [n, 2]", rows, refRows(c.want))
+		backendtest.CheckRows(t, c.name+" cascade V2 [n, 2]", rows, refRows(c.want))
 		hot := c.name + "-t2"
 		wantCounts := fmt.Sprintf("%s=%d,%s=%d", hot, counts[hot], c.name, counts[c.name])
 		if ans.Parameters["stage_counts"] != wantCounts || ans.Parameters["stage_"+c.name] != float64(counts[c.name]) {
@@ -161,7 +161,7 @@ func TestCascadePairs(t *testing.T) {
 		if err := json.Unmarshal(w.Body.Bytes(), &v1); err != nil || w.Code != 200 {
 			t.Fatalf("%s V1: %d %s", c.name, w.Code, w.Body)
 		}
-		checkPairLogits(t, c.name+" cascade V1", v1.Predictions, refRows(c.want))
+		backendtest.CheckRows(t, c.name+" cascade V1", v1.Predictions, refRows(c.want))
 		if !slices.Equal(v1.Parameters.Stages, c.wantStage) || v1.Parameters.StageCounts[hot] != counts[hot] {
 			t.Errorf("%s V1 parameters %+v", c.name, v1.Parameters)
 		}

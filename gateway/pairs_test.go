@@ -45,24 +45,6 @@ func v2PairBody(pairs [][2]string, output string) string {
 	return fmt.Sprintf(`{"inputs": [{"name": "input-0", "shape": [%d, 2], "datatype": "BYTES", "data": %s}], "outputs": [{"name": %q}]}`, len(pairs), mustJSON(flat), output)
 }
 
-// checkPairLogits compares rows with the reference pairs' logits.
-func checkPairLogits(t *testing.T, where string, got [][]float64, ref []backendtest.RefText) {
-	t.Helper()
-	if len(got) != len(ref) {
-		t.Fatalf("%s: %d rows for %d pairs", where, len(got), len(ref))
-	}
-	worst := 0.0
-	for i := range ref {
-		for j, want := range ref[i].Logits {
-			worst = max(worst, math.Abs(got[i][j]-want))
-		}
-	}
-	if worst > backendtest.RefTolerance {
-		t.Errorf("%s: max |logit - transformers| = %.3g over %d pairs", where, worst, len(ref))
-	}
-	t.Logf("%s: max |logit - transformers| = %.3g over %d pairs", where, worst, len(ref))
-}
-
 // Text pairs on V1 (both forms) and V2 ([n, 2]) answer transformers'
 // logits for the pair, tokenized as the model's tokenizer pairs them.
 func TestPairsMatchTransformers(t *testing.T) {
@@ -76,7 +58,7 @@ func TestPairsMatchTransformers(t *testing.T) {
 			if err := json.Unmarshal(w.Body.Bytes(), &v1); err != nil || w.Code != 200 {
 				t.Fatalf("%s: %d %s", name, w.Code, w.Body)
 			}
-			checkPairLogits(t, fmt.Sprintf("%s V1 objects=%v", name, objects), v1.Predictions, ref.Pairs)
+			backendtest.CheckRows(t, fmt.Sprintf("%s V1 objects=%v", name, objects), v1.Predictions, ref.Pairs)
 		}
 		w := do(srv, "POST", "/v2/models/"+name+"/infer", v2PairBody(pairs, "logits"))
 		var v2 protocol.InferResponse
@@ -94,7 +76,7 @@ func TestPairsMatchTransformers(t *testing.T) {
 				rows[i] = append(rows[i], flat[i*k+j].(float64))
 			}
 		}
-		checkPairLogits(t, name+" V2 [n, 2]", rows, ref.Pairs)
+		backendtest.CheckRows(t, name+" V2 [n, 2]", rows, ref.Pairs)
 	}
 }
 
@@ -145,7 +127,7 @@ func TestPairsCached(t *testing.T) {
 	if c != "hit" {
 		t.Errorf("same pair again (other form): cache %q, want hit", c)
 	}
-	checkPairLogits(t, "cached pair", [][]float64{cached}, refs["nli-tiny"].Pairs[:1])
+	backendtest.CheckRows(t, "cached pair", [][]float64{cached}, refs["nli-tiny"].Pairs[:1])
 	for _, text := range []string{p[0], p[1], p[0] + p[1]} {
 		if c, _ := ask(fmt.Sprintf(`{"instances": [%s], "parameters": {%s}}`, mustJSON(text), logits)); c != "miss" {
 			t.Errorf("text %q after its pair: cache %q, want miss", text, c)
@@ -247,7 +229,7 @@ func TestPairsRefusedAndRouted(t *testing.T) {
 			rows[i] = append(rows[i], float64(l[i*k+j]))
 		}
 	}
-	checkPairLogits(t, "gRPC [n, 2]", rows, ref.Pairs)
+	backendtest.CheckRows(t, "gRPC [n, 2]", rows, ref.Pairs)
 }
 
 func softmax64(z []float64) []float64 {

@@ -266,7 +266,7 @@ func runConcurrent(t *testing.T, p protocol.Predictor, ref Reference, tol float6
 
 // checkRows compares logits row by row with the reference's (its padded
 // batch logits when batch is set) and logs the worst difference.
-func checkRows(t *testing.T, what string, got protocol.Logits, rows []RefText, batch bool, tol float64) {
+func checkRows[F float32 | float64](t *testing.T, what string, got [][]F, rows []RefText, batch bool, tol float64) {
 	t.Helper()
 	worst := 0.0
 	for i, r := range rows {
@@ -287,8 +287,18 @@ func checkRows(t *testing.T, what string, got protocol.Logits, rows []RefText, b
 	t.Logf("%s: max |logit - transformers| over %d rows = %.3g", what, len(rows), worst)
 }
 
+// CheckRows fails t unless got has one row per reference and each is
+// within RefTolerance of transformers' logits; it logs the worst difference.
+func CheckRows(t *testing.T, what string, got [][]float64, ref []RefText) {
+	t.Helper()
+	if len(got) != len(ref) {
+		t.Fatalf("%s: %d rows for %d", what, len(got), len(ref))
+	}
+	checkRows(t, what, got, ref, false, RefTolerance)
+}
+
 // MaxAbsDiff is the largest |got[i] - want[i]|; +Inf if lengths differ.
-func MaxAbsDiff(got []float32, want []float64) float64 {
+func MaxAbsDiff[F float32 | float64](got []F, want []float64) float64 {
 	if len(got) != len(want) {
 		return math.Inf(1)
 	}
