@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -43,14 +42,7 @@ func BenchmarkGatewayOverheadInProcess(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg, err := gateway.NewRegistry([]gateway.Servable{newModel(b, "m", "", gateway.ModeLabel, p)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer reg.Close()
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits})
-	srv.SetRegistry(reg)
-	srv.SetReady(true)
+	srv := serve(b, gateway.ServerOptions{Limits: testLimits}, []gateway.Servable{newModel(b, "m", "", gateway.ModeLabel, p)})
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	hc := hs.Client()

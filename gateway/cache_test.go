@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -136,14 +135,7 @@ func TestFingerprintAndCorruption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := gateway.NewRegistry([]gateway.Servable{newModel(t, "distilbert", "", gateway.ModeLabel, p)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	b := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits, Cache: gateway.CacheOptions{Store: store}})
-	b.SetRegistry(reg)
-	b.SetReady(true)
+	b := serve(t, gateway.ServerOptions{Limits: testLimits, Cache: gateway.CacheOptions{Store: store}}, []gateway.Servable{newModel(t, "distilbert", "", gateway.ModeLabel, p)})
 	if w := doH(b, "POST", "/v1/models/distilbert:predict", body, nil); w.Header().Get("X-Chorus-Cache") != "miss" {
 		t.Fatalf("new fingerprint served from the cache: %s", w.Body)
 	}
@@ -180,15 +172,7 @@ func TestSingleflight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := gateway.NewRegistry([]gateway.Servable{newModel(t, "remote", "", gateway.ModeLabel, k)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits,
-		Cache: gateway.CacheOptions{Store: cache.NewLRU(100, time.Minute)}})
-	srv.SetRegistry(reg)
-	srv.SetReady(true)
+	srv := serve(t, gateway.ServerOptions{Limits: testLimits, Cache: gateway.CacheOptions{Store: cache.NewLRU(100, time.Minute)}}, []gateway.Servable{newModel(t, "remote", "", gateway.ModeLabel, k)})
 	var wg sync.WaitGroup
 	var bad atomic.Int32
 	for range 50 {

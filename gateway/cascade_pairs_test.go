@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -92,15 +91,7 @@ func newPairCascades(t *testing.T) (*gateway.Server, []pairCascade) {
 		t.Fatal(err)
 	}
 	ms = append(ms, textOnly, mixed)
-	reg, err := gateway.NewRegistry(ms)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close() })
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: headLimits, Version: "test",
-		Cache: gateway.CacheOptions{Store: cache.NewLRU(1000, time.Hour)}})
-	srv.SetRegistry(reg)
-	srv.SetReady(true)
+	srv := serve(t, gateway.ServerOptions{Limits: headLimits, Version: "test", Cache: gateway.CacheOptions{Store: cache.NewLRU(1000, time.Hour)}}, ms)
 	return srv, cs
 }
 
@@ -229,15 +220,7 @@ func TestCascadeTruncation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := gateway.NewRegistry([]gateway.Servable{m, hot, casc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close() })
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: headLimits, Version: "test",
-		Cache: gateway.CacheOptions{Store: cache.NewLRU(100, time.Hour)}})
-	srv.SetRegistry(reg)
-	srv.SetReady(true)
+	srv := serve(t, gateway.ServerOptions{Limits: headLimits, Version: "test", Cache: gateway.CacheOptions{Store: cache.NewLRU(100, time.Hour)}}, []gateway.Servable{m, hot, casc})
 	want := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(cut)), ","), "[]")
 	for i := range 2 { // scored, then from the stages' caches
 		var ans v2Answer

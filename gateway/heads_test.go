@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math"
 	"path/filepath"
 	"strings"
@@ -41,14 +40,7 @@ func newHeadServer(t *testing.T, mode gateway.Mode, co gateway.CacheOptions) (*g
 		}
 		ms = append(ms, newModel(t, name, "", mode, p))
 	}
-	reg, err := gateway.NewRegistry(ms)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close() })
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: headLimits, Version: "test", Cache: co})
-	srv.SetRegistry(reg)
-	srv.SetReady(true)
+	srv := serve(t, gateway.ServerOptions{Limits: headLimits, Version: "test", Cache: co}, ms)
 	return srv, refs
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math"
 	"path/filepath"
 	"strings"
@@ -162,14 +161,7 @@ func TestPairsRefusedAndRouted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := gateway.NewRegistry([]gateway.Servable{plain, nli, ens})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: headLimits, Version: "test"})
-	srv.SetRegistry(reg)
-	srv.SetReady(true)
+	srv := serve(t, gateway.ServerOptions{Limits: headLimits, Version: "test"}, []gateway.Servable{plain, nli, ens})
 	ref, err := backendtest.LoadReference(filepath.Join(dir, "reference.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -36,6 +36,22 @@ const models = "../testdata/models"
 
 var testLimits = gateway.Limits{MaxBodyBytes: 64 << 10, MaxInstances: 8, MaxTextChars: 1000}
 
+// serve is a ready server, its log discarded, on a registry of ms that
+// closes with the test.
+func serve(tb testing.TB, o gateway.ServerOptions, ms []gateway.Servable) *gateway.Server {
+	tb.Helper()
+	reg, err := gateway.NewRegistry(ms)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = reg.Close() })
+	o.Log = slog.New(slog.DiscardHandler)
+	srv := gateway.NewServer(o)
+	srv.SetRegistry(reg)
+	srv.SetReady(true)
+	return srv
+}
+
 // newServer serves four fixture models, one per output mode and one
 // versioned, as configs/local.yaml would.
 func newServer(t testing.TB) *gateway.Server {
@@ -63,14 +79,7 @@ func newServerWith(t testing.TB, co gateway.CacheOptions) *gateway.Server {
 		}
 		ms = append(ms, newModel(t, s.name, s.version, s.mode, p))
 	}
-	reg, err := gateway.NewRegistry(ms)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits, Version: "test", Cache: co})
-	srv.SetRegistry(reg)
-	srv.SetReady(true)
+	srv := serve(t, gateway.ServerOptions{Limits: testLimits, Version: "test", Cache: co}, ms)
 	return srv
 }
 

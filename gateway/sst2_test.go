@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"encoding/json"
-	"log/slog"
 	"math"
 	"os"
 	"testing"
@@ -28,14 +27,7 @@ func TestRealSST2(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := newModel(t, "distilbert", "", gateway.ModeProbabilities, p)
-	reg, err := gateway.NewRegistry([]gateway.Servable{m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	srv := gateway.NewServer(gateway.ServerOptions{Log: slog.New(slog.DiscardHandler), Limits: testLimits, Version: "test"})
-	srv.SetRegistry(reg)
-	srv.SetReady(true)
+	srv := serve(t, gateway.ServerOptions{Limits: testLimits, Version: "test"}, []gateway.Servable{m})
 
 	w := do(srv, "POST", "/v1/models/distilbert:predict", `{"instances": ["Hello, my dog is cute", "I am feeling sad"], "parameters": {"output": "logits"}}`)
 	var v1 struct{ Predictions [][]float64 }
