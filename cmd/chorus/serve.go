@@ -53,7 +53,14 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	// bound address is logged whatever --log-level says: with port 0 it is
 	// the only way to learn the port.
 	always, _ := newLogger(cmd.ErrOrStderr(), f.logFormat, "info")
-	httpSrv, serveErr, err := listen(cfg.Server, srv.Handler(), f.pprofAddr, always)
+	if f.pprofAddr != "" {
+		stop, err := servePprof(f.pprofAddr, always)
+		if err != nil {
+			return err
+		}
+		defer stop() // on every return, early ones too
+	}
+	httpSrv, serveErr, err := listen(cfg.Server, srv.Handler(), always)
 	if err != nil {
 		return err
 	}
@@ -199,7 +206,7 @@ func newServer(cfg *config.Config, store gateway.LogitsCache, tracing *telemetry
 
 // listen opens the HTTP port and serves h on it; serveErr reports the
 // server's end.
-func listen(s config.Server, h http.Handler, pprofAddr string, log *slog.Logger) (*http.Server, <-chan error, error) {
+func listen(s config.Server, h http.Handler, log *slog.Logger) (*http.Server, <-chan error, error) {
 	addr := net.JoinHostPort(s.Host, strconv.Itoa(s.HTTPPort))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -214,14 +221,6 @@ func listen(s config.Server, h http.Handler, pprofAddr string, log *slog.Logger)
 		WriteTimeout:      time.Duration(to.Write),
 		IdleTimeout:       time.Duration(to.Idle),
 		MaxHeaderBytes:    s.Limits.MaxHeaderBytes,
-	}
-	if pprofAddr != "" {
-		stop, err := servePprof(pprofAddr, log)
-		if err != nil {
-			_ = ln.Close()
-			return nil, nil, err
-		}
-		httpSrv.RegisterOnShutdown(stop) // profiles until the drain begins
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
