@@ -305,8 +305,16 @@ func (b *bench) runInfinity(modelDir string, e infinityEngine, ref [][]float64, 
 	return res, a, err
 }
 
-// infinityVersions names what the venv runs Infinity with.
+// infinityVersions names what the venv runs Infinity with, asking the venv
+// once: the header and the section both name it.
 func (b *bench) infinityVersions() string {
+	if b.infinityVers == "" {
+		b.infinityVers = b.askInfinityVersions()
+	}
+	return b.infinityVers
+}
+
+func (b *bench) askInfinityVersions() string {
 	out, err := exec.Command(b.o.infinityPython, "-c", "import importlib.metadata as m; "+
 		"print(', '.join(p + ' ' + m.version(p) for p in ('infinity-emb', 'optimum', 'onnxruntime', 'transformers', 'torch')))").Output()
 	if err != nil {

@@ -15,12 +15,10 @@ import (
 // Python running the graph alone, per layout (runs × threads) and batch
 // size.
 type modelLimit struct {
-	Layouts      map[string]map[string]float64 `json:"layouts"`
-	BestLayout   string                        `json:"best_layout"`
-	BestBatch    int                           `json:"best_batch"`
-	BestSeqPerS  float64                       `json:"best_seq_per_s"`
-	ONNXRuntime  string                        `json:"onnxruntime"`
-	GraphRelPath string                        `json:"graph"`
+	Layouts     map[string]map[string]float64 `json:"layouts"`
+	BestLayout  string                        `json:"best_layout"`
+	BestBatch   int                           `json:"best_batch"`
+	BestSeqPerS float64                       `json:"best_seq_per_s"`
 }
 
 // limitLayouts are the model-only limit's layouts, RxT: R runs at once on

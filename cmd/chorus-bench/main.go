@@ -95,6 +95,8 @@ type bench struct {
 	procs []*exec.Cmd
 	// grpcPort is the last {grpc_port} given to start.
 	grpcPort int
+	// infinityVers is what infinityVersions found, once asked.
+	infinityVers string
 }
 
 func (b *bench) n(full int) int {
