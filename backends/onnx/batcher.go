@@ -73,12 +73,13 @@ func DefaultBatching() Batching {
 	return Batching{MaxBatchSize: 32, MaxBatchTokens: 8192, QueueSize: 1024, ConcurrentRuns: DefaultConcurrentRuns(DeviceCPU)}
 }
 
-func (b Batching) withDefaults() Batching {
+// withDefaults fills b's zero fields for a model on device.
+func (b Batching) withDefaults(device string) Batching {
 	d := DefaultBatching()
 	b.MaxBatchSize = cmp.Or(b.MaxBatchSize, d.MaxBatchSize)
 	b.MaxBatchTokens = cmp.Or(b.MaxBatchTokens, d.MaxBatchTokens)
 	b.QueueSize = cmp.Or(b.QueueSize, d.QueueSize)
-	b.ConcurrentRuns = cmp.Or(b.ConcurrentRuns, d.ConcurrentRuns)
+	b.ConcurrentRuns = cmp.Or(b.ConcurrentRuns, DefaultConcurrentRuns(device))
 	return b
 }
 
@@ -164,8 +165,8 @@ func newBatcher(m *Model, o Batching) *batcher {
 	return startBatcher(o, run, realAfter, m.tracer, m.observer)
 }
 
+// startBatcher starts a batcher on o, its defaults filled (withDefaults).
 func startBatcher(o Batching, run runFunc, after afterFunc, tracer trace.Tracer, observer Observer) *batcher {
-	o = o.withDefaults()
 	b := &batcher{o: o, run: run, after: after, tracer: tracer, observer: observer,
 		queue: make(chan *pending, o.QueueSize), stop: make(chan struct{}), running: make(chan struct{}, o.ConcurrentRuns)}
 	b.wg.Add(o.ConcurrentRuns)

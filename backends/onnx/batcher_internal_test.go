@@ -89,7 +89,7 @@ func enc(id uint32) []encoding {
 
 func testBatcher(t *testing.T, o Batching, r *fakeRunner, c *fakeClock) *batcher {
 	t.Helper()
-	b := startBatcher(o, r.run, c.after, noop.NewTracerProvider().Tracer(""), nil)
+	b := startBatcher(o.withDefaults(DeviceCPU), r.run, c.after, noop.NewTracerProvider().Tracer(""), nil)
 	t.Cleanup(b.close)
 	return b
 }

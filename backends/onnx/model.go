@@ -1,7 +1,6 @@
 package onnx
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -74,8 +73,8 @@ func (r *Runtime) Open(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer from %s: %w", dir, err)
 	}
-	if opts.Batching.Enabled() { // the device's default, for the sessions and the batcher alike
-		opts.Batching.ConcurrentRuns = cmp.Or(opts.Batching.ConcurrentRuns, DefaultConcurrentRuns(opts.Device))
+	if opts.Batching.Enabled() { // once, for the sessions and the batcher alike
+		opts.Batching = opts.Batching.withDefaults(opts.Device)
 	}
 	sess, overlap, err := openSessions(f.graphPath, m.inputNames, outName, opts)
 	if err != nil {
