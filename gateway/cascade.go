@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,6 +46,9 @@ type CascadeOptions struct {
 	// Mode is the default output. A cascade has no temperature of its own:
 	// it answers in each stage's calibration.
 	Mode Mode
+	// Threshold is the score at or above which a label is in the labels
+	// output (0: DefaultThreshold).
+	Threshold float64
 	// Answers counts answers per stage (nil: not counted); see
 	// Metrics.CascadeAnswers.
 	Answers *prometheus.CounterVec
@@ -89,7 +93,7 @@ func NewCascade(o CascadeOptions) (*Cascade, error) {
 		return nil, fmt.Errorf("cascade %s: stage %s has activation none: its scores are no probabilities to be sure by", o.Name, o.Stages[0].Servable.Name())
 	}
 	c := &Cascade{name: o.Name, skipFailed: o.SkipFailed, answers: o.Answers,
-		scoring: Scoring{Mode: o.Mode, Temperature: 1, Activation: act}}
+		scoring: Scoring{Mode: o.Mode, Temperature: 1, Activation: act, Threshold: cmp.Or(o.Threshold, DefaultThreshold)}}
 	h := sha256.New()
 	fmt.Fprintf(h, "cascade\nskip_failed=%v\n", o.SkipFailed)
 	for i, st := range o.Stages {

@@ -307,3 +307,24 @@ func TestCascadeChecksLabels(t *testing.T) {
 		t.Errorf("threshold 0: %v", err)
 	}
 }
+
+// A cascade's label threshold is its own (default 0.5): what its labels
+// output uses and its metadata reports.
+func TestCascadeThreshold(t *testing.T) {
+	q, err := rt.Open(filepath.Join(models, "sst2-tiny-a"), onnx.Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newModel(t, "a", "", gateway.ModeLabel, q)
+	defer a.Close()
+	for _, tc := range []struct{ set, want float64 }{{0, gateway.DefaultThreshold}, {0.9, 0.9}} {
+		c, err := gateway.NewCascade(gateway.CascadeOptions{Name: "c", Threshold: tc.set,
+			Stages: []gateway.CascadeStage{{Servable: a, MinConfidence: 0.9}, {Servable: a}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Scoring().Threshold; got != tc.want {
+			t.Errorf("threshold %v: scoring says %v, want %v", tc.set, got, tc.want)
+		}
+	}
+}

@@ -50,6 +50,9 @@ func (c *Config) validateCascades(errs *problems) {
 		if m.Calibration != "" || m.Temperature != DefaultTemperature {
 			errs.add(path, "a cascade answers in its stages' calibration: set temperature or calibration on the stages")
 		}
+		if m.Activation != "" {
+			errs.add(path+".activation", "a cascade scores with its stages' activation: set activation on the stages")
+		}
 		if len(m.Stages) < 2 {
 			errs.add(path+".stages", "want at least two stages")
 		}

@@ -50,6 +50,7 @@ var badFiles = map[string]string{
 	"cascade-nested.bad.yaml":        `models[c2].stages[1].name: "c1" is a cascade`,
 	"cascade-failure.bad.yaml":       `models[c].on_stage_failure: "retry": want fail or next`,
 	"cascade-temperature.bad.yaml":   "models[c]: a cascade answers in its stages' calibration",
+	"cascade-activation.bad.yaml":    "models[c].activation: a cascade scores with its stages' activation",
 	"long-text-remote.bad.yaml":      `models[sst2].replicas[0].type: "kserve": long_text chunk needs in-process replicas`,
 	"long-text-stride.bad.yaml":      "models[sst2].long_text.stride: 128: want 0 up to less than the window",
 	"long-text-mode.bad.yaml":        `models[sst2].long_text.mode: "sliding": want truncate or chunk`,

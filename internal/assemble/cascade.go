@@ -25,7 +25,7 @@ func (b *builder) cascades(cfg *config.Config, byName map[string]gateway.Servabl
 			stages = append(stages, gateway.CascadeStage{Servable: byName[st.Name], MinConfidence: st.MinConfidence, LabelMap: st.LabelMap})
 		}
 		c, err := gateway.NewCascade(gateway.CascadeOptions{Name: mc.Name, Labels: mc.Labels, Stages: stages,
-			SkipFailed: mc.OnStageFailure == config.StageFailureNext, Mode: scoring(mc).Mode, Answers: answers})
+			SkipFailed: mc.OnStageFailure == config.StageFailureNext, Mode: scoring(mc).Mode, Threshold: mc.Threshold, Answers: answers})
 		if err != nil {
 			return nil, modelError(mc, err)
 		}
