@@ -109,27 +109,28 @@ func (f *folder) findGraph(graphFile string) error {
 		if st, err := os.Stat(p); err != nil || st.IsDir() {
 			return fmt.Errorf("onnx_file %q is not in %s (graphs there: %v)", graphFile, f.dir, listGraphs(f.dir))
 		}
-		f.graphPath = p
-	} else {
-		for _, c := range graphCandidates {
-			p := filepath.Join(f.dir, c)
-			if _, err := os.Stat(p); err == nil {
-				f.graphPath = p
-				break
-			}
-		}
-		if f.graphPath == "" {
-			return fmt.Errorf("no ONNX graph in %s (looked for %v); export one with scripts/export_onnx.py or optimum-cli export onnx", f.dir, graphCandidates)
+		return f.setGraph(p)
+	}
+	for _, c := range graphCandidates {
+		p := filepath.Join(f.dir, c)
+		if _, err := os.Stat(p); err == nil {
+			return f.setGraph(p)
 		}
 	}
-	entries, err := os.ReadDir(filepath.Dir(f.graphPath))
+	return fmt.Errorf("no ONNX graph in %s (looked for %v); export one with scripts/export_onnx.py or optimum-cli export onnx", f.dir, graphCandidates)
+}
+
+// setGraph makes p the graph to serve, with its own external-data files.
+func (f *folder) setGraph(p string) error {
+	entries, err := os.ReadDir(filepath.Dir(p))
 	if err != nil {
 		return fmt.Errorf("read graph folder: %w", err)
 	}
-	base := filepath.Base(f.graphPath)
+	f.graphPath, f.graphData = p, nil
+	base := filepath.Base(p)
 	for _, e := range entries {
 		if !e.IsDir() && isExternalData(base, e.Name()) {
-			f.graphData = append(f.graphData, filepath.Join(filepath.Dir(f.graphPath), e.Name()))
+			f.graphData = append(f.graphData, filepath.Join(filepath.Dir(p), e.Name()))
 		}
 	}
 	return nil

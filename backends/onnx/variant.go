@@ -41,7 +41,9 @@ func DtypeGraph(dir, dtype string) string {
 // applyOptions adjusts the folder for the tokenizer and graph options.
 func (f *folder) applyOptions(opts Options) error {
 	if g := DtypeGraph(f.dir, opts.Dtype); g != "" && opts.GraphFile == "" { // a named graph wins
-		f.graphPath = g
+		if err := f.setGraph(g); err != nil {
+			return err
+		}
 	}
 	if opts.TokenizerDir != "" {
 		other, err := readFolderTokenizer(opts.TokenizerDir)

@@ -71,6 +71,26 @@ func TestTokenizerAndGraphOptions(t *testing.T) {
 	if half.Metadata().Fingerprint == plain.Metadata().Fingerprint {
 		t.Fatal("float16 with a variant still serves model.onnx")
 	}
+	// Its fingerprint covers its own external data, not model.onnx's
+	// (stand-in files: the graphs do not read them).
+	fp := half.Metadata().Fingerprint
+	openHalf := func() string {
+		m, err := rt.Open(dir, onnx.Options{IntraOpThreads: 1, Dtype: "float16"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		return m.Metadata().Fingerprint
+	}
+	for file, changes := range map[string]bool{"model.onnx_data": false, "model_fp16.onnx_data": true} {
+		if err := os.WriteFile(filepath.Join(dir, "onnx", file), []byte("weights"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := openHalf(); (got != fp) != changes {
+			t.Errorf("writing %s: fingerprint changed %v, want %v", file, got != fp, changes)
+		}
+		fp = openHalf()
+	}
 
 	// The tokenizer of another folder (another revision): here a cased one.
 	tokDir := t.TempDir()
