@@ -202,6 +202,23 @@ func TestSentencePieceOnlyRefused(t *testing.T) {
 	}
 }
 
+// A tokenizer from another folder (tokenizer_revision) is read as the
+// model's own is: here from vocab.json + merges.txt, without tokenizer.json.
+func TestTokenizerDirFromSlowFiles(t *testing.T) {
+	tokDir := copyWithout(t, "roberta-tiny", "tokenizer.json")
+	m := open(t, "roberta-tiny", onnx.Options{TokenizerDir: tokDir})
+	ref := reference(t, "roberta-tiny")
+	got, err := m.Predict(context.Background(), ref.TextList())
+	if err != nil {
+		t.Fatalf("tokenizer from vocab.json + merges.txt of another folder: %v", err)
+	}
+	for i, r := range ref.Texts {
+		if d := backendtest.MaxAbsDiff(got[i], r.Logits); d > backendtest.RefTolerance {
+			t.Errorf("%q with another folder's vocab.json + merges.txt: diff %.2g", r.Text, d)
+		}
+	}
+}
+
 // Scores from our logits with the reported activation are the pipeline's.
 func TestPipelineScores(t *testing.T) {
 	for _, name := range fixtures {

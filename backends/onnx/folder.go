@@ -37,6 +37,7 @@ type folder struct {
 	truncateLeft   bool
 	padID          int64
 	activation     string
+	modelType      string // config.json's model_type
 }
 
 // hfConfig holds the config.json fields Chorus uses.
@@ -87,7 +88,8 @@ func readFolder(dir, graphFile string) (*folder, error) {
 		return nil, fmt.Errorf("tokenizer_config.json: truncation_side %q is not left or right", tc.TruncationSide)
 	}
 
-	f.tokenizerJSON, err = readTokenizer(dir, cfg)
+	f.modelType = cfg.ModelType
+	f.tokenizerJSON, err = readTokenizer(dir, f.modelType)
 	if err != nil {
 		return nil, err
 	}

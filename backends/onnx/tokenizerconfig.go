@@ -87,8 +87,9 @@ var sentencePieceFiles = []string{"spiece.model", "sentencepiece.bpe.model", "sp
 
 // readTokenizer returns the folder's tokenizer.json, or builds it from the
 // slow tokenizer files as transformers' converters do: vocab.json +
-// merges.txt (RoBERTa's byte-level BPE) or vocab.txt (BERT's WordPiece).
-func readTokenizer(dir string, cfg hfConfig) ([]byte, error) {
+// merges.txt (RoBERTa's byte-level BPE) or vocab.txt (BERT's WordPiece);
+// modelType is config.json's model_type.
+func readTokenizer(dir, modelType string) ([]byte, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
 	if err == nil {
 		return raw, nil
@@ -102,7 +103,7 @@ func readTokenizer(dir string, cfg hfConfig) ([]byte, error) {
 	}
 	switch {
 	case exists("vocab.json") && exists("merges.txt"):
-		raw, err = byteLevelBPETokenizerJSON(dir, cfg.ModelType)
+		raw, err = byteLevelBPETokenizerJSON(dir, modelType)
 	case exists("vocab.txt"):
 		// Many BERT-family repos ship only vocab.txt + tokenizer_config.json.
 		raw, err = wordPieceTokenizerJSON(dir)

@@ -46,7 +46,7 @@ func (f *folder) applyOptions(opts Options) error {
 		}
 	}
 	if opts.TokenizerDir != "" {
-		other, err := readFolderTokenizer(opts.TokenizerDir)
+		other, err := readTokenizer(opts.TokenizerDir, f.modelType)
 		if err != nil {
 			return fmt.Errorf("tokenizer from %s: %w", opts.TokenizerDir, err)
 		}
@@ -60,16 +60,6 @@ func (f *folder) applyOptions(opts Options) error {
 		f.tokenizerJSON = tj
 	}
 	return nil
-}
-
-// readFolderTokenizer reads another folder's tokenizer.json (or builds one
-// from its vocab.txt), as readFolder does.
-func readFolderTokenizer(dir string) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
-	if os.IsNotExist(err) {
-		return wordPieceTokenizerJSON(dir)
-	}
-	return b, err
 }
 
 // setLowerCase sets the lowercasing of a tokenizer.json normalizer: a
