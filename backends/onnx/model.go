@@ -208,13 +208,6 @@ type Prediction struct {
 	Truncated []int
 }
 
-// TruncationObserver is an Observer that also counts truncated inputs;
-// Options.Observer may implement it.
-type TruncationObserver interface {
-	// ObserveTruncated reports that n inputs of one call were cut.
-	ObserveTruncated(n int)
-}
-
 // Predict implements protocol.Predictor: it tokenizes the texts, then runs
 // them — through the dynamic batcher when one is configured, else as one
 // batch padded to its longest text.
@@ -293,9 +286,6 @@ func (m *Model) predict(ctx context.Context, n int, encode func(i int) (encoding
 	}
 	if err != nil {
 		return Prediction{}, err
-	}
-	if to, ok := m.observer.(TruncationObserver); ok && len(truncated) > 0 {
-		to.ObserveTruncated(len(truncated))
 	}
 	trunc.Report(truncated)
 	return Prediction{Logits: logits, Truncated: truncated}, nil
