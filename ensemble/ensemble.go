@@ -142,11 +142,20 @@ func permute(l protocol.Logits, perm []int) protocol.Logits {
 	}
 	out := make(protocol.Logits, len(l))
 	for i, row := range l {
-		r := make([]float32, len(perm))
-		for j, src := range perm {
-			r[j] = row[src]
-		}
-		out[i] = r
+		out[i] = PermuteRow(row, perm)
+	}
+	return out
+}
+
+// PermuteRow reorders one row of logits: out[j] = row[perm[j]] (nil perm:
+// the row as it is).
+func PermuteRow(row []float32, perm []int) []float32 {
+	if perm == nil {
+		return row
+	}
+	out := make([]float32, len(perm))
+	for j, src := range perm {
+		out[j] = row[src]
 	}
 	return out
 }

@@ -88,7 +88,7 @@ func NewCascade(o CascadeOptions) (*Cascade, error) {
 	} else {
 		ref = "the registry's labels"
 	}
-	act := activationOf(o.Stages[0].Servable)
+	act := o.Stages[0].Servable.Scoring().Activation
 	if act == calibration.ActivationNone {
 		return nil, fmt.Errorf("cascade %s: stage %s has activation none: its scores are no probabilities to be sure by", o.Name, o.Stages[0].Servable.Name())
 	}
@@ -101,7 +101,7 @@ func NewCascade(o CascadeOptions) (*Cascade, error) {
 		if !last && !(st.MinConfidence > 0 && st.MinConfidence <= 1) {
 			return nil, fmt.Errorf("cascade %s: stage %s: min_confidence %v: want (0, 1]", o.Name, st.Servable.Name(), st.MinConfidence)
 		}
-		if a := activationOf(st.Servable); a != act {
+		if a := st.Servable.Scoring().Activation; a != act {
 			return nil, fmt.Errorf("cascade %s: stage %s scores with %s, stage %s with %s: stages must share an activation", o.Name, st.Servable.Name(), a, o.Stages[0].Servable.Name(), act)
 		}
 		perm, err := ensemble.Permutation(st.Servable.Metadata().Labels, labels, st.LabelMap)
@@ -242,11 +242,11 @@ func (c *Cascade) run(ctx context.Context, s *Scorer, n int, what attribute.Key,
 			// The stage's own scores (its calibration, its activation)
 			// decide; calibrating before reordering keeps a per-label
 			// calibrator on its own labels.
-			if !last && float64(maxOf(r.probs(p.logits[j]))) < st.min {
+			if !last && float64(slices.Max(r.probs(p.logits[j]))) < st.min {
 				next = append(next, i)
 				continue
 			}
-			out[i], res.stageOf[i] = permute(r.calibrated(p.logits[j]), st.perm), si
+			out[i], res.stageOf[i] = ensemble.PermuteRow(r.calibrated(p.logits[j]), st.perm), si
 			if slices.Contains(p.cache.truncated, j) { // the answer is of a cut input
 				total.truncated = append(total.truncated, i)
 			}
@@ -287,38 +287,6 @@ func (c *Cascade) stagePredict(ctx context.Context, s *Scorer, st cascadeStage, 
 		err = fmt.Errorf("%w: %d rows for %d inputs", protocol.ErrBadGateway, len(p.logits), n)
 	}
 	return p, err
-}
-
-// activationOf is the activation a servable's scores use (softmax when it
-// does not say).
-func activationOf(m Servable) calibration.Activation {
-	if a := m.Scoring().Activation; a != "" {
-		return a
-	}
-	if a := calibration.Activation(m.Metadata().Activation); a != "" {
-		return a
-	}
-	return calibration.ActivationSoftmax
-}
-
-// permute reorders a stage's row into the cascade's label order.
-func permute(row []float32, perm []int) []float32 {
-	if perm == nil {
-		return row
-	}
-	out := make([]float32, len(perm))
-	for j, c := range perm {
-		out[j] = row[c]
-	}
-	return out
-}
-
-func maxOf(row []float32) float32 {
-	m := row[0]
-	for _, v := range row[1:] {
-		m = max(m, v)
-	}
-	return m
 }
 
 // isCascade reports whether m is a cascade.
@@ -425,7 +393,7 @@ func (s *Scorer) CascadeScores(ctx context.Context, r *Registry, name string, te
 		r := newRender(st.s, nil)
 		cal := make(protocol.Logits, len(texts))
 		for i, row := range p.logits {
-			cal[i] = permute(r.calibrated(row), st.perm)
+			cal[i] = ensemble.PermuteRow(r.calibrated(row), st.perm)
 		}
 		out.Calibrated = append(out.Calibrated, cal)
 		out.MinConfidence = append(out.MinConfidence, st.min)
