@@ -180,7 +180,8 @@ func (b *Backend) send(ctx context.Context, n int, instances any, v2 func(id str
 	)
 	// parameters.truncate false travels on: a Chorus remote refuses an
 	// over-length input (413) as the gateway was asked to.
-	refuse := protocol.TruncationFrom(ctx).Refusing()
+	trunc := protocol.TruncationFrom(ctx)
+	refuse := trunc.Refusing()
 	if b.cfg.Protocol == "v1" {
 		path = "/v1/models/" + b.cfg.Model + ":predict"
 		req := map[string]any{"instances": instances}
@@ -228,7 +229,7 @@ func (b *Backend) send(ctx context.Context, n int, instances any, v2 func(id str
 	if err := protocol.CheckShape(logits, n, len(b.cfg.Labels)); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", b.Name(), protocol.ErrBadGateway, err) //nolint:errorlint // the cause is detail, not a class to match
 	}
-	protocol.TruncationFrom(ctx).Report(truncatedInputs(resp, n))
+	trunc.Report(truncatedInputs(resp, n))
 	return logits, nil
 }
 

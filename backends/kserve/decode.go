@@ -1,6 +1,7 @@
 package kserve
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -93,6 +94,10 @@ func (b *Backend) decodeV2(data []byte) (protocol.Logits, error) {
 // parameters.truncated_inputs, indices comma-joined (V1 and V2 alike).
 // Other remotes do not say; nothing is reported for them.
 func truncatedInputs(body []byte, n int) []int {
+	// Most answers cut nothing and say nothing: skip a second parse.
+	if !bytes.Contains(body, []byte(`"truncated_inputs"`)) {
+		return nil
+	}
 	var resp struct {
 		Parameters map[string]json.RawMessage `json:"parameters"`
 	}
