@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,14 +12,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/chorusml/chorus/backends/onnx"
 	"github.com/chorusml/chorus/calibration"
 	"github.com/chorusml/chorus/calibration/report"
 	"github.com/chorusml/chorus/gateway"
 	"github.com/chorusml/chorus/gateway/config"
-	"github.com/chorusml/chorus/internal/assemble"
 	"github.com/chorusml/chorus/protocol"
-	"github.com/chorusml/chorus/storage"
 )
 
 // cascadeOptions are calibrate's --cascade flags.
@@ -273,27 +269,16 @@ func cascadeModel(cfg *config.Config, f *calibrateFlags) (config.Model, error) {
 }
 
 func newCascadeScorer(ctx context.Context, f *calibrateFlags, logw io.Writer) (*cascadeScorer, error) {
-	cfg, err := config.Load(f.config)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := cascadeModel(cfg, f); err != nil {
-		return nil, err
-	}
-	rt, err := onnx.NewRuntime(f.ortLib)
-	if err != nil {
-		return nil, err
-	}
-	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// The stages' own calibration counts here: it is what min_confidence reads.
-	reg, err := assemble.Registry(ctx, cfg, assemble.Deps{Runtime: rt, Hub: storage.HubFromEnv(os.Getenv), Log: log})
+	l, err := openLocal(ctx, f, logw, false, func(cfg *config.Config) error {
+		_, err := cascadeModel(cfg, f)
+		return err
+	})
 	if err != nil {
-		rt.Close()
 		return nil, err
 	}
-	l := &localScorer{scorer: gateway.NewScorer(gateway.CacheOptions{}, nil), reg: reg, rt: rt, model: f.model}
 	c := &cascadeScorer{local: l}
-	if c.scores, err = l.scorer.CascadeScores(ctx, reg, f.model, []string{""}); err != nil {
+	if c.scores, err = l.scorer.CascadeScores(ctx, l.reg, f.model, []string{""}); err != nil {
 		l.close()
 		return nil, err
 	}

@@ -29,27 +29,42 @@ type localScorer struct {
 }
 
 func newLocalScorer(ctx context.Context, f *calibrateFlags, logw io.Writer) (*localScorer, error) {
+	// Every temperature is ignored here: calibration fits on raw logits.
+	l, err := openLocal(ctx, f, logw, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, l.meta, err = l.scorer.Logits(ctx, l.reg, f.model, []string{""}); err != nil {
+		l.close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// openLocal loads --config, checked by check (nil: no check), and builds
+// its registry on an ONNX runtime of its own; allowMismatch serves models
+// whose calibration file was fitted for others.
+func openLocal(ctx context.Context, f *calibrateFlags, logw io.Writer, allowMismatch bool, check func(*config.Config) error) (*localScorer, error) {
 	cfg, err := config.Load(f.config)
 	if err != nil {
 		return nil, err
+	}
+	if check != nil {
+		if err := check(cfg); err != nil {
+			return nil, err
+		}
 	}
 	rt, err := onnx.NewRuntime(f.ortLib)
 	if err != nil {
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	// Every temperature is ignored here: calibration fits on raw logits.
-	reg, err := assemble.Registry(ctx, cfg, assemble.Deps{Runtime: rt, Hub: storage.HubFromEnv(os.Getenv), Log: log, AllowCalibrationMismatch: true})
+	reg, err := assemble.Registry(ctx, cfg, assemble.Deps{Runtime: rt, Hub: storage.HubFromEnv(os.Getenv), Log: log, AllowCalibrationMismatch: allowMismatch})
 	if err != nil {
 		rt.Close()
 		return nil, err
 	}
-	l := &localScorer{scorer: gateway.NewScorer(gateway.CacheOptions{}, nil), reg: reg, rt: rt, model: f.model}
-	if _, l.meta, err = l.scorer.Logits(ctx, reg, f.model, []string{""}); err != nil {
-		l.close()
-		return nil, err
-	}
-	return l, nil
+	return &localScorer{scorer: gateway.NewScorer(gateway.CacheOptions{}, nil), reg: reg, rt: rt, model: f.model}, nil
 }
 
 func (l *localScorer) score(ctx context.Context, texts []string) (protocol.Logits, error) {
