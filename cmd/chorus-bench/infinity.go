@@ -48,8 +48,9 @@ var infinityEngines = []infinityEngine{
 		[]string{"--engine", "torch"}},
 }
 
-// infinityClients are the loads: a lone client, some, and many.
-var infinityClients = []struct{ c, n int }{{1, 200}, {8, 400}, {64, 640}}
+// benchClients are the loads of the limit and Infinity sections: a lone
+// client, some, and many.
+var benchClients = []struct{ c, n int }{{1, 200}, {8, 400}, {64, 640}}
 
 // infinityModelDir lays dir out the way Infinity's optimum engine can load
 // it: the graph as model.onnx at the top of a folder of links to dir's
@@ -267,7 +268,7 @@ func labelNames(dir string, k int) ([]string, error) {
 func (b *bench) infinityLoad(what string, request func(i int) (*http.Request, error)) ([]loadgen.Result, error) {
 	loadgen.Run(b.ctx, 40, 8, request)
 	var out []loadgen.Result
-	for _, c := range infinityClients {
+	for _, c := range benchClients {
 		r := loadgen.Run(b.ctx, b.n(c.n), c.c, request)
 		if r.Errors > 0 {
 			return nil, fmt.Errorf("infinity section, %s, %d clients: %d errors, first: %s", what, c.c, r.Errors, r.FirstError)
@@ -388,23 +389,23 @@ func (b *bench) infinityReport(graph string, chorus []loadgen.Result, peers [][]
 			name = infinityEngines[i-1].name
 		}
 		for j, r := range rs {
-			fmt.Fprintf(&out, "| %s | %d | %d | %d | %.0f | %.2f | %.2f |\n", name, infinityClients[j].c, r.Requests, r.Errors, r.RPS, ms(r.P50), ms(r.P99))
+			fmt.Fprintf(&out, "| %s | %d | %d | %d | %.0f | %.2f | %.2f |\n", name, benchClients[j].c, r.Requests, r.Errors, r.RPS, ms(r.P50), ms(r.P99))
 		}
 	}
 	out.WriteString("\nChorus / Infinity (throughput above 1 and latency below 1: Chorus ahead):\n\n" +
 		"| against | clients | req/s | p50 | p99 |\n|---|---|---|---|---|\n")
 	for i, rs := range peers {
 		for j, r := range rs {
-			fmt.Fprintf(&out, "| %s | %d | %.2f× | %.2f× | %.2f× |\n", infinityEngines[i].name, infinityClients[j].c,
+			fmt.Fprintf(&out, "| %s | %d | %.2f× | %.2f× | %.2f× |\n", infinityEngines[i].name, benchClients[j].c,
 				chorus[j].RPS/r.RPS, ms(chorus[j].P50)/ms(r.P50), ms(chorus[j].P99)/ms(r.P99))
 		}
 	}
-	last := len(infinityClients) - 1
+	last := len(benchClients) - 1
 	ratios := make([]string, len(peers))
 	for i, rs := range peers {
 		ratios[i] = fmt.Sprintf("%.2f× against %s", chorus[last].RPS/rs[last].RPS, infinityEngines[i].name)
 	}
 	fmt.Fprintf(&out, "\n**Chorus's throughput at %d clients: %s** (goal: ahead of Infinity, above 1×).\n",
-		infinityClients[last].c, strings.Join(ratios, "; "))
+		benchClients[last].c, strings.Join(ratios, "; "))
 	return out.String()
 }

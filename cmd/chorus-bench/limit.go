@@ -113,7 +113,6 @@ func (b *bench) limit() (string, error) {
 		"runs that overlap on 1 thread each (`batching.concurrent_runs`). int8 is `onnx/model_quantized.onnx` " +
 		"from `scripts/onnx_tools/variants.py` (dynamic int8), served with `onnx_file`. " +
 		"The load generator shares the 2 cores with the server; the limit runs alone.\n")
-	clients := []struct{ c, n int }{{1, 200}, {8, 400}, {64, 640}}
 	best := map[string]float64{}
 	for _, g := range []struct{ name, file string }{{"fp32", "onnx/model.onnx"}, {"int8", "onnx/model_quantized.onnx"}} {
 		lim, err := b.measureLimit(dir, g.file)
@@ -136,13 +135,13 @@ func (b *bench) limit() (string, error) {
 				return "", err
 			}
 			loadgen.Run(b.ctx, 40, 8, v1(url, "m", true))
-			for _, c := range clients {
+			for _, c := range benchClients {
 				if m.yaml != "" && c.c == 8 {
 					continue // the comparisons that matter: lone requests and full load
 				}
 				r := bestOf(limitRounds, func() loadgen.Result { return loadgen.Run(b.ctx, b.n(c.n), c.c, v1(url, "m", true)) })
 				fmt.Fprintf(&out, "| %s | %d | %d | %d | %.0f | %.2f | %.2f | %.2f |\n", m.name, c.c, r.Requests, r.Errors, r.RPS,
-					float64(r.P50.Microseconds())/1000, float64(r.P99.Microseconds())/1000, r.RPS/lim.BestSeqPerS)
+					ms(r.P50), ms(r.P99), r.RPS/lim.BestSeqPerS)
 				if m.yaml == "" && c.c == 64 {
 					best[g.name] = r.RPS
 				}
