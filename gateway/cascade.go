@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -230,7 +231,9 @@ func (c *Cascade) run(ctx context.Context, s *Scorer, n int, what attribute.Key,
 		total.hits += p.cache.hits
 		total.n += p.cache.n // an ensemble counts an input per member
 		if err != nil {
-			if c.skipFailed && !last && ctx.Err() == nil {
+			// Only a stage's own failures are skipped: an input the
+			// request made wrong (a 4xx) is wrong for every stage.
+			if c.skipFailed && !last && ctx.Err() == nil && statusOf(err) >= http.StatusInternalServerError {
 				res.skipped = append(res.skipped, st.s.Name())
 				continue
 			}

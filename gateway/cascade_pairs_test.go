@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -236,5 +237,33 @@ func TestCascadeTruncation(t *testing.T) {
 		if ans.Parameters["truncated"] != float64(len(cut)) || ans.Parameters["truncated_inputs"] != want {
 			t.Errorf("request %d: parameters %v, want truncated_inputs %s", i, ans.Parameters, want)
 		}
+	}
+}
+
+// With on_stage_failure next, a stage that refuses an input the request
+// made wrong (truncate false, too long) fails the cascade: the next stage,
+// with a longer limit, must not answer in its place.
+func TestCascadeSkipsOnlyStageFaults(t *testing.T) {
+	short, err := rt.Open(filepath.Join(models, "sst2-tiny-a"), onnx.Options{MaxLength: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := rt.Open(filepath.Join(models, "sst2-tiny-a"), onnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := newModel(t, "a", "", gateway.ModeLabel, short), newModel(t, "b", "", gateway.ModeLabel, full)
+	casc, err := gateway.NewCascade(gateway.CascadeOptions{Name: "c", SkipFailed: true,
+		Stages: []gateway.CascadeStage{{Servable: a, MinConfidence: 0.5}, {Servable: b}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, gateway.ServerOptions{Limits: headLimits, Version: "test"}, []gateway.Servable{a, b, casc})
+	body := `{"instances": ["` + strings.Repeat("movie ", 40) + `"], "parameters": {"truncate": false}}`
+	if w := do(srv, "POST", "/v1/models/c:predict", body); w.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("too long for stage a with truncate false: %d %s, want 413", w.Code, w.Body)
+	}
+	if w := do(srv, "POST", "/v1/models/b:predict", body); w.Code != http.StatusOK {
+		t.Fatalf("stage b alone: %d %s: the test needs b to take the text", w.Code, w.Body)
 	}
 }
