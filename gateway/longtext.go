@@ -98,17 +98,7 @@ func (m *Metrics) LongTextWindows() (*prometheus.HistogramVec, error) {
 	if m == nil {
 		return nil, nil
 	}
-	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chorus_long_text_windows",
+	return registerOnce(m.reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "chorus_long_text_windows",
 		Help:    "Token windows per text of models with long_text mode chunk (1: the text fit one window).",
-		Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64}}, []string{"model"})
-	if err := m.reg.Register(h); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.HistogramVec); ok {
-				return existing, nil
-			}
-		}
-		return nil, err
-	}
-	return h, nil
+		Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64}}, []string{"model"}))
 }

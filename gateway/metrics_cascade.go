@@ -13,16 +13,22 @@ func (m *Metrics) CascadeAnswers() (*prometheus.CounterVec, error) {
 	if m == nil {
 		return nil, nil
 	}
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chorus_cascade_answers_total",
-		Help: "Texts a cascade answered, by cascade and by the stage that answered."}, []string{"model", "stage"})
-	if err := m.reg.Register(c); err != nil {
+	return registerOnce(m.reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chorus_cascade_answers_total",
+		Help: "Texts a cascade answered, by cascade and by the stage that answered."}, []string{"model", "stage"}))
+}
+
+// registerOnce registers c on reg, or returns the collector of its name
+// registered before (by an earlier registry of a reload).
+func registerOnce[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+			if existing, ok := are.ExistingCollector.(C); ok {
 				return existing, nil
 			}
 		}
-		return nil, err
+		var zero C
+		return zero, err
 	}
 	return c, nil
 }
