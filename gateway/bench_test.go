@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chorusml/chorus/backends/onnx"
 	"github.com/chorusml/chorus/cache"
 	"github.com/chorusml/chorus/gateway"
@@ -16,19 +18,33 @@ import (
 )
 
 // BenchmarkCacheHitHandler is the handler's own cost for a one-text V1
-// request answered from the in-process cache (no network): where the
-// cache-hit path spends its time (go test -bench CacheHit -cpuprofile).
+// request answered from the in-process cache (no network), with what
+// chorus serve turns on by default: metrics, monitoring, timing headers.
+// Where the cache-hit path spends its time: go test -bench CacheHit
+// -cpuprofile.
 func BenchmarkCacheHitHandler(b *testing.B) {
-	srv := newServerWith(b, gateway.CacheOptions{Store: cache.NewLRU(1000, time.Hour)})
+	p, err := rt.Open(filepath.Join(models, "sst2-tiny-a"), onnx.Options{IntraOpThreads: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	metrics, err := gateway.NewMetrics(reg, "test")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := serve(b, gateway.ServerOptions{Limits: testLimits, Cache: gateway.CacheOptions{Store: cache.NewLRU(1000, time.Hour)},
+		Metrics: metrics, Gatherer: reg, TimingHeaders: true, Monitoring: gateway.MonitorOptions{Window: 1000, Remember: 100_000}},
+		[]gateway.Servable{newModel(b, "distilbert", "", gateway.ModeLabel, p)})
 	body := `{"instances": ["Hello, my dog is cute"]}`
 	do(srv, "POST", "/v1/models/distilbert:predict", body)
+	h := srv.Handler()
 	b.ReportAllocs()
 	for b.Loop() {
 		req := httptest.NewRequest("POST", "/v1/models/distilbert:predict", strings.NewReader(body))
 		w := httptest.NewRecorder()
-		srv.Handler().ServeHTTP(w, req)
-		if w.Code != 200 {
-			b.Fatal(w.Code)
+		h.ServeHTTP(w, req)
+		if w.Code != 200 || w.Header().Get("X-Chorus-Cache") != "hit" {
+			b.Fatal(w.Code, w.Header())
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/chorusml/chorus/cache"
@@ -30,10 +29,7 @@ type Scorer struct {
 func NewScorer(o CacheOptions, tp trace.TracerProvider) *Scorer {
 	o.Namespace = cmp.Or(o.Namespace, cache.DefaultNamespace)
 	o.TTL = cmp.Or(o.TTL, cache.DefaultTTL)
-	if tp == nil {
-		tp = noop.NewTracerProvider()
-	}
-	return &Scorer{cacheOpts: o, tracer: tp.Tracer("github.com/chorusml/chorus/gateway")}
+	return &Scorer{cacheOpts: o, tracer: tracerOf(tp)}
 }
 
 // prediction is a servable's answer before rendering.

@@ -94,7 +94,7 @@ func NewServer(o ServerOptions) *Server {
 		o.Propagator = propagation.TraceContext{}
 	}
 	s := &Server{log: o.Log, limits: o.Limits, version: o.Version, scorer: NewScorer(o.Cache, o.Tracer),
-		monitor: newMonitor(o.Monitoring), tracer: o.Tracer.Tracer("github.com/chorusml/chorus/gateway"),
+		monitor: newMonitor(o.Monitoring), tracer: tracerOf(o.Tracer),
 		metrics: o.Metrics, auth: o.Auth, propagator: o.Propagator}
 	if o.Limits.MaxInFlight > 0 {
 		s.slots = make(chan struct{}, o.Limits.MaxInFlight)

@@ -121,9 +121,17 @@ func (t *Timing) AddHeaders(h http.Header) {
 // backend was asked anything (every text came from the cache): then every
 // part is known to be zero.
 func (t *Timing) SetHeaders(h http.Header, total time.Duration, computed bool) {
+	// One backing array for every value: a header per h.Set would cost an
+	// allocation each on the cache-hit path. The names are canonical.
+	vals := make([]string, 0, 6)
+	set := func(name, v string) {
+		vals = append(vals, v)
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
-	h.Set(HeaderComputeTime, ms(total))
-	h.Set(HeaderTotalTime, ms(total))
+	all := ms(total)
+	set(HeaderComputeTime, all)
+	set(HeaderTotalTime, all)
 	var tok, queue, inf time.Duration
 	tokens, known := 0, allParts
 	if computed {
@@ -135,18 +143,18 @@ func (t *Timing) SetHeaders(h http.Header, total time.Duration, computed bool) {
 		known = t.measured &^ t.unknown
 		t.mu.Unlock()
 	}
-	for _, p := range []struct {
-		name  string
-		part  int
-		value string
+	for _, p := range [...]struct {
+		name string
+		part int
+		v    int64
 	}{
-		{HeaderTokenizationTime, partTokenization, ms(tok)},
-		{HeaderQueueTime, partQueue, ms(queue)},
-		{HeaderInferenceTime, partInference, ms(inf)},
-		{HeaderComputeTokens, partTokens, strconv.Itoa(tokens)},
+		{HeaderTokenizationTime, partTokenization, tok.Milliseconds()},
+		{HeaderQueueTime, partQueue, queue.Milliseconds()},
+		{HeaderInferenceTime, partInference, inf.Milliseconds()},
+		{HeaderComputeTokens, partTokens, int64(tokens)},
 	} {
 		if known&p.part != 0 {
-			h.Set(p.name, p.value)
+			set(p.name, strconv.FormatInt(p.v, 10))
 		}
 	}
 }

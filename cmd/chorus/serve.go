@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -28,6 +29,9 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	cfg, log, err := f.setup(cmd)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" { // GOGC, when set, wins, as for any Go program
+		debug.SetGCPercent(cfg.Server.GCPercent)
 	}
 	tracing, err := telemetry.FromEnv(ctx, os.Getenv, "chorus", chorusVersion())
 	if err != nil {

@@ -75,6 +75,10 @@ type Server struct {
 	// x-tokenization-time, x-queue-time, x-inference-time, x-compute-tokens)
 	// to every inference answer. Default true.
 	TimingHeaders *bool `yaml:"timing_headers"`
+	// GCPercent is the Go garbage collector's target (GOGC) for the
+	// gateway process; the GOGC environment variable, when set, wins.
+	// Default 400.
+	GCPercent int `yaml:"gc_percent"`
 }
 
 // Monitoring bounds the answers kept for feedback. Zero means the default.

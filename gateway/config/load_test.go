@@ -62,6 +62,7 @@ var badFiles = map[string]string{
 	"device.bad.yaml":                `models[sst2].replicas[0].device: "gpu0": want cpu or cuda:N`,
 	"protocol.bad.yaml":              `models[sst2].replicas[0].protocol: "v3": want v1, v2 or grpc`,
 	"monitoring.bad.yaml":            "server.monitoring.window: -5: must be positive",
+	"gc-percent.bad.yaml":            "server.gc_percent: -1: must be positive",
 	"monitoring-key.bad.yaml":        "server.monitoring.windows: unknown field",
 	"timing-headers.bad.yaml":        "cannot unmarshal !!str `sometimes` into bool",
 	"onnx-file.bad.yaml":             `models[sst2].replicas[0].onnx_file: "../sst2-tiny-b/onnx/model.onnx": want a clean relative path`,
@@ -229,6 +230,18 @@ func TestTimingHeadersDefault(t *testing.T) {
 		}
 		if got := *c.Server.TimingHeaders; got != want {
 			t.Errorf("%s: timing headers %v, want %v", file, got, want)
+		}
+	}
+}
+
+func TestGCPercent(t *testing.T) {
+	for file, want := range map[string]int{"testdata/minimal.good.yaml": DefaultGCPercent, "testdata/gc-percent.good.yaml": 150} {
+		c, err := Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Server.GCPercent != want {
+			t.Errorf("%s: gc_percent %d, want %d", file, c.Server.GCPercent, want)
 		}
 	}
 }

@@ -74,6 +74,9 @@ func (c *Config) Validate() error {
 	if c.Server.Monitoring.Window < 0 {
 		errs.add("server.monitoring.window", "%d: must be positive", c.Server.Monitoring.Window)
 	}
+	if c.Server.GCPercent < 0 {
+		errs.add("server.gc_percent", "%d: must be positive", c.Server.GCPercent)
+	}
 	if c.Server.Monitoring.Remember < 0 {
 		errs.add("server.monitoring.remember", "%d: must be positive", c.Server.Monitoring.Remember)
 	}
