@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,22 +51,20 @@ func BenchmarkTransports(b *testing.B) {
 		return out
 	}
 	outputs := []map[string]any{{"name": "label"}, {"name": "logits"}}
-	jsonReq := func(model string) func(int) (*http.Request, error) {
-		return func(i int) (*http.Request, error) {
-			body, _ := json.Marshal(map[string]any{"inputs": []map[string]any{{"name": "t", "shape": []int{16}, "datatype": "BYTES", "data": texts(i)}}, "outputs": outputs})
-			return http.NewRequest("POST", p.URL+"/v2/models/"+model+"/infer", bytes.NewReader(body))
+	jsonReq := func(model string) func(int) (loadgen.Request, error) {
+		return func(i int) (loadgen.Request, error) {
+			body, err := json.Marshal(map[string]any{"inputs": []map[string]any{{"name": "t", "shape": []int{16}, "datatype": "BYTES", "data": texts(i)}}, "outputs": outputs})
+			return loadgen.Post(p.URL+"/v2/models/"+model+"/infer", "application/json", body), err
 		}
 	}
-	binReq := func(model string) func(int) (*http.Request, error) {
-		return func(i int) (*http.Request, error) {
+	binReq := func(model string) func(int) (loadgen.Request, error) {
+		return func(i int) (loadgen.Request, error) {
 			bin := protocol.AppendBytesTensor(nil, texts(i))
 			head, _ := json.Marshal(map[string]any{"inputs": []map[string]any{{"name": "t", "shape": []int{16}, "datatype": "BYTES",
 				"parameters": map[string]any{"binary_data_size": len(bin)}}}, "outputs": outputs, "parameters": map[string]any{"binary_data_output": true}})
-			req, err := http.NewRequest("POST", p.URL+"/v2/models/"+model+"/infer", bytes.NewReader(append(head, bin...)))
-			if err == nil {
-				req.Header.Set(protocol.HeaderInferenceLength, strconv.Itoa(len(head)))
-			}
-			return req, err
+			req := loadgen.Post(p.URL+"/v2/models/"+model+"/infer", "application/octet-stream", append(head, bin...))
+			req.Header.Set(protocol.HeaderInferenceLength, strconv.Itoa(len(head)))
+			return req, nil
 		}
 	}
 	grpcCall := func(model string) func(context.Context, int) error {

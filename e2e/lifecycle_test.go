@@ -66,10 +66,10 @@ func TestReloadUnderLoad(t *testing.T) {
 	var sent atomic.Int64
 	loadDone := make(chan loadgen.Result)
 	go func() {
-		loadDone <- loadgen.Run(ctx, 3000, 16, func(i int) (*http.Request, error) {
+		loadDone <- loadgen.Run(ctx, 3000, 16, func(i int) (loadgen.Request, error) {
 			sent.Add(1)
-			return http.NewRequest("POST", p.URL+"/v1/models/distilbert:predict",
-				strings.NewReader(fmt.Sprintf(`{"instances": ["reload text %d"]}`, i)))
+			return loadgen.Post(p.URL+"/v1/models/distilbert:predict", "application/json",
+				fmt.Appendf(nil, `{"instances": ["reload text %d"]}`, i)), nil
 		})
 	}()
 	waitFor(t, "load to start", func() bool { return sent.Load() > 200 })

@@ -113,17 +113,10 @@ func (b *bench) startInfinity(modelDir, hfHome string, engineArgs []string) (*ex
 
 // infinityClassify builds the i-th one-text request to Infinity's
 // /classify.
-func infinityClassify(url, model string) func(i int) (*http.Request, error) {
-	return func(i int) (*http.Request, error) {
+func infinityClassify(url, model string) func(i int) (loadgen.Request, error) {
+	return func(i int) (loadgen.Request, error) {
 		body, err := json.Marshal(map[string]any{"model": model, "input": []string{shortTexts[i%len(shortTexts)]}})
-		if err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequest("POST", url+"/classify", bytes.NewReader(body))
-		if err == nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		return req, err
+		return loadgen.Post(url+"/classify", "application/json", body), err
 	}
 }
 
@@ -265,7 +258,7 @@ func labelNames(dir string, k int) ([]string, error) {
 
 // infinityLoad warms a server, then measures it at each client count; a
 // run with errors is no measurement.
-func (b *bench) infinityLoad(what string, request func(i int) (*http.Request, error)) ([]loadgen.Result, error) {
+func (b *bench) infinityLoad(what string, request func(i int) (loadgen.Request, error)) ([]loadgen.Result, error) {
 	loadgen.Run(b.ctx, 40, 8, request)
 	var out []loadgen.Result
 	for _, c := range benchClients {

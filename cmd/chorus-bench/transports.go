@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,27 +33,20 @@ func batchOf(i int) []string {
 var transportOutputs = []string{protocol.OutputLabel, protocol.OutputLogits}
 
 // v2JSON is the i-th V2 request as plain JSON.
-func v2JSON(url, model string) func(i int) (*http.Request, error) {
-	return func(i int) (*http.Request, error) {
+func v2JSON(url, model string) func(i int) (loadgen.Request, error) {
+	return func(i int) (loadgen.Request, error) {
 		body, err := json.Marshal(map[string]any{
 			"inputs":  []map[string]any{{"name": "input-0", "shape": []int{batchTexts}, "datatype": "BYTES", "data": batchOf(i)}},
 			"outputs": []map[string]any{{"name": transportOutputs[0]}, {"name": transportOutputs[1]}},
 		})
-		if err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequest("POST", url+"/v2/models/"+model+"/infer", bytes.NewReader(body))
-		if err == nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		return req, err
+		return loadgen.Post(url+"/v2/models/"+model+"/infer", "application/json", body), err
 	}
 }
 
 // v2Binary is the i-th V2 request with binary tensor data both ways, as
 // tritonclient sends it by default.
-func v2Binary(url, model string) func(i int) (*http.Request, error) {
-	return func(i int) (*http.Request, error) {
+func v2Binary(url, model string) func(i int) (loadgen.Request, error) {
+	return func(i int) (loadgen.Request, error) {
 		bin := protocol.AppendBytesTensor(nil, batchOf(i))
 		head, err := json.Marshal(map[string]any{
 			"inputs": []map[string]any{{"name": "input-0", "shape": []int{batchTexts}, "datatype": "BYTES",
@@ -63,14 +54,8 @@ func v2Binary(url, model string) func(i int) (*http.Request, error) {
 			"outputs":    []map[string]any{{"name": transportOutputs[0]}, {"name": transportOutputs[1]}},
 			"parameters": map[string]any{protocol.ParamBinaryDataOutput: true},
 		})
-		if err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequest("POST", url+"/v2/models/"+model+"/infer", bytes.NewReader(append(head, bin...)))
-		if err == nil {
-			req.Header.Set("Content-Type", "application/octet-stream")
-			req.Header.Set(protocol.HeaderInferenceLength, strconv.Itoa(len(head)))
-		}
+		req := loadgen.Post(url+"/v2/models/"+model+"/infer", "application/octet-stream", append(head, bin...))
+		req.Header.Set(protocol.HeaderInferenceLength, strconv.Itoa(len(head)))
 		return req, err
 	}
 }

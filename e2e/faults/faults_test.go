@@ -6,6 +6,7 @@ package faults
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -91,9 +92,9 @@ func predictor(t *testing.T, port int) *proctest.Process {
 		model("testdata/models/sst2-tiny-a")), port)
 }
 
-func v1(url, model string) func(int) (*http.Request, error) {
-	return func(i int) (*http.Request, error) {
-		return http.NewRequest("POST", url+"/v1/models/"+model+":predict", strings.NewReader(fmt.Sprintf(`{"instances": ["fault text %d"]}`, i%300)))
+func v1(url, model string) func(int) (loadgen.Request, error) {
+	return func(i int) (loadgen.Request, error) {
+		return loadgen.Post(url+"/v1/models/"+model+":predict", "application/json", fmt.Appendf(nil, `{"instances": ["fault text %d"]}`, i%300)), nil
 	}
 }
 
@@ -107,7 +108,7 @@ func runWith(url, model string, n, clients, after int, fault func()) loadgen.Res
 	var once sync.Once
 	var sent int64
 	var smu sync.Mutex
-	return loadgen.Run(context.Background(), n, clients, func(i int) (*http.Request, error) {
+	return loadgen.Run(context.Background(), n, clients, func(i int) (loadgen.Request, error) {
 		smu.Lock()
 		sent++
 		s := sent
@@ -202,7 +203,7 @@ func TestRedisKilledAndFrozen(t *testing.T) {
 	t0 := time.Now()
 	for {
 		req, _ := v1(gw.URL, "m")(7)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := http.Post(req.URL, "application/json", bytes.NewReader(req.Body))
 		if err == nil {
 			resp.Body.Close()
 			if resp.Header.Get("X-Chorus-Cache") == "hit" {
@@ -219,8 +220,8 @@ func TestRedisKilledAndFrozen(t *testing.T) {
 		"p50 " + ms(res.P50) + ", p99 " + ms(res.P99), "cache hits again " + ms(hitsBack) + " after restart", verdict})
 
 	rs.Freeze()
-	frozen := loadgen.Run(context.Background(), 300, 8, func(i int) (*http.Request, error) {
-		return http.NewRequest("POST", gw.URL+"/v1/models/m:predict", strings.NewReader(fmt.Sprintf(`{"instances": ["frozen %d"]}`, i)))
+	frozen := loadgen.Run(context.Background(), 300, 8, func(i int) (loadgen.Request, error) {
+		return loadgen.Post(gw.URL+"/v1/models/m:predict", "application/json", fmt.Appendf(nil, `{"instances": ["frozen %d"]}`, i)), nil
 	})
 	rs.Thaw()
 	verdict = "pass"

@@ -19,7 +19,7 @@ func TestRunSendsRequestsAsBuilt(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		mu.Lock()
-		seen[r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("X-Test")+" "+string(body)] = true
+		seen[r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("X-Test")+" "+r.Header.Get("Content-Type")+" "+string(body)] = true
 		mu.Unlock()
 		if strings.HasSuffix(r.URL.Path, "/bad") {
 			w.WriteHeader(http.StatusTeapot)
@@ -27,16 +27,14 @@ func TestRunSendsRequestsAsBuilt(t *testing.T) {
 	}))
 	defer srv.Close()
 	const n = 50
-	res := Run(context.Background(), n, 4, func(i int) (*http.Request, error) {
+	res := Run(context.Background(), n, 4, func(i int) (Request, error) {
 		path := "/ok"
 		if i%10 == 0 {
 			path = "/bad"
 		}
-		req, err := http.NewRequest("POST", fmt.Sprintf("%s/v1/models/m%d:predict%s?q=%d", srv.URL, i, path, i), strings.NewReader(fmt.Sprint("body ", i)))
-		if err == nil {
-			req.Header.Set("X-Test", fmt.Sprint("h", i))
-		}
-		return req, err
+		req := Post(fmt.Sprintf("%s/v1/models/m%d:predict%s?q=%d", srv.URL, i, path, i), "text/plain", []byte(fmt.Sprint("body ", i)))
+		req.Header.Set("X-Test", fmt.Sprint("h", i))
+		return req, nil
 	})
 	if res.Requests != n || res.Errors != n/10 || res.FirstError != "HTTP 418" {
 		t.Errorf("%d requests, %d errors (first %q); want %d, %d, HTTP 418", res.Requests, res.Errors, res.FirstError, n, n/10)
@@ -46,7 +44,7 @@ func TestRunSendsRequestsAsBuilt(t *testing.T) {
 		if i%10 == 0 {
 			path = "/bad"
 		}
-		if want := fmt.Sprintf("POST /v1/models/m%d:predict%s?q=%d h%d body %d", i, path, i, i, i); !seen[want] {
+		if want := fmt.Sprintf("POST /v1/models/m%d:predict%s?q=%d h%d text/plain body %d", i, path, i, i, i); !seen[want] {
 			t.Errorf("the server never saw %q", want)
 		}
 	}
@@ -61,11 +59,11 @@ func TestRunCountsFailures(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	res := Run(context.Background(), 6, 2, func(i int) (*http.Request, error) {
+	res := Run(context.Background(), 6, 2, func(i int) (Request, error) {
 		if i%2 == 0 {
-			return nil, fmt.Errorf("cannot build %d", i)
+			return Request{}, fmt.Errorf("cannot build %d", i)
 		}
-		return http.NewRequest("GET", url, nil)
+		return Request{Method: "GET", URL: url}, nil
 	})
 	if res.Errors != 6 || res.FirstError == "" {
 		t.Errorf("%d errors (first %q), want 6", res.Errors, res.FirstError)
