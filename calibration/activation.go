@@ -8,20 +8,25 @@ import "math"
 // tensor holds it, which is what makes KServe's probability strings
 // byte-compatible; ensembles and calibration keep the float64.
 func Softmax[T float32 | float64](z []T, t float64) []float64 {
+	return SoftmaxTo(make([]float64, len(z)), z, t)
+}
+
+// SoftmaxTo is Softmax written to dst (of len(z)), which it returns: for
+// callers that keep the result in a buffer of their own.
+func SoftmaxTo[T float32 | float64](dst []float64, z []T, t float64) []float64 {
 	m := math.Inf(-1)
 	for _, v := range z {
 		m = math.Max(m, float64(v)/t)
 	}
 	sum := 0.0
-	out := make([]float64, len(z))
 	for j, v := range z {
-		out[j] = math.Exp(float64(v)/t - m)
-		sum += out[j]
+		dst[j] = math.Exp(float64(v)/t - m)
+		sum += dst[j]
 	}
-	for j := range out {
-		out[j] /= sum
+	for j := range dst {
+		dst[j] /= sum
 	}
-	return out
+	return dst
 }
 
 // Argmax returns the first index of the largest value, as torch.argmax

@@ -48,7 +48,12 @@ func argmax(row []float32) int64 { return int64(calibration.Argmax(row)) }
 // float32 tensor holds it: KServe formats those values, so its probability
 // strings come out byte for byte the same.
 func softmax(row []float32, t float64) []float32 {
-	p := calibration.Softmax(row, t)
+	var buf [16]float64 // most heads have a few labels: no float64 slice to allocate
+	p := buf[:0]
+	if len(row) > len(buf) {
+		p = make([]float64, 0, len(row))
+	}
+	p = calibration.SoftmaxTo(p[:len(row)], row, t)
 	out := make([]float32, len(p))
 	for j, v := range p {
 		out[j] = float32(v)

@@ -284,6 +284,9 @@ func (s *Server) requestIDAndLog(c *gin.Context) {
 	c.Header("X-Request-Id", id)
 	start := time.Now()
 	c.Next()
+	if !s.log.Enabled(c.Request.Context(), slog.LevelInfo) {
+		return
+	}
 	attrs := []slog.Attr{slog.String(logKeyRequestID, id)}
 	if sc := trace.SpanContextFromContext(c.Request.Context()); sc.HasTraceID() {
 		attrs = append(attrs, slog.String(logKeyTraceID, sc.TraceID().String()))

@@ -1,7 +1,11 @@
 package protocol
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -24,6 +28,26 @@ func FuzzDecodeV1(f *testing.F) {
 		}
 		if len(req.Instances)+len(req.Pairs) == 0 || req.Instances != nil && req.Pairs != nil {
 			t.Fatalf("accepted %d texts and %d pairs: want a non-empty batch of one kind", len(req.Instances), len(req.Pairs))
+		}
+	})
+}
+
+// The one-pass decoder of all-text bodies reads whatever it accepts as the
+// general one does.
+func FuzzV1TextsAgree(f *testing.F) {
+	for _, s := range []string{`{"instances": ["a", "b"]}`, `{"inputs": ["x"], "parameters": {"cache": false}}`, `{"instances": ["a", null]}`,
+		`{"instances": [], "inputs": ["a"]}`, `{"instances": null, "inputs": ["a"]}`, `{"INSTANCES": ["a"]}`, `{"instances": ["\ud800"]}`,
+		`{"instances": ["a"], "instances": [["b", "c"]]}`, `{"instances": [""]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		texts, params, ok := v1Texts(body)
+		if !ok {
+			return
+		}
+		want, pairs, wantParams, err := v1Inputs(body)
+		if err != nil || pairs != nil || !slices.Equal(texts, want) || !maps.EqualFunc(params, wantParams, func(a, b json.RawMessage) bool { return bytes.Equal(a, b) }) {
+			t.Fatalf("one pass: %q %s; general: %q %v %s (%v)", texts, params, want, pairs, wantParams, err)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -57,27 +58,16 @@ type v1Wire struct {
 // [{"text": ..., "text_pair": ...}, ...]. Errors
 // wrap ErrInvalidInput and say what is wrong where.
 func DecodeV1(body []byte) (V1Request, error) {
-	var w v1Wire
-	if err := decodeJSON(body, &w); err != nil {
-		return V1Request{}, err
-	}
-	raw := w.Instances
-	field := "instances"
-	if raw == nil {
-		raw, field = w.Inputs, "inputs"
-	}
-	if raw == nil {
-		return V1Request{}, invalid(`missing "instances": want {"instances": ["text", ...]}`)
-	}
-	if len(*raw) == 0 {
-		return V1Request{}, invalid(`"%s" is empty: send at least one text`, field)
-	}
-	texts, pairs, err := v1Instances(*raw, field)
-	if err != nil {
-		return V1Request{}, err
+	texts, params, ok := v1Texts(body)
+	var pairs [][2]string
+	var err error
+	if !ok {
+		if texts, pairs, params, err = v1Inputs(body); err != nil {
+			return V1Request{}, err
+		}
 	}
 	req := V1Request{Instances: texts, Pairs: pairs}
-	if p, ok := w.Parameters["output"]; ok {
+	if p, ok := params["output"]; ok {
 		out, ok := jsonString(p)
 		if !ok {
 			return V1Request{}, invalid(`parameters.output is %s, want a string`, jsonKind(p))
@@ -90,21 +80,70 @@ func DecodeV1(body []byte) (V1Request, error) {
 				strings.Join([]string{OutputLabel, OutputProbabilities, OutputLogits, OutputCalibratedLogits, OutputLabels, OutputScores}, ", "))
 		}
 	}
-	if req.TopK, err = topK(w.Parameters); err != nil {
+	if req.TopK, err = topK(params); err != nil {
 		return V1Request{}, err
 	}
-	if req.Truncate, err = boolParam(w.Parameters, "truncate"); err != nil {
+	if req.Truncate, err = boolParam(params, "truncate"); err != nil {
 		return V1Request{}, err
 	}
-	if req.Cache, err = boolParam(w.Parameters, "cache"); err != nil {
+	if req.Cache, err = boolParam(params, "cache"); err != nil {
 		return V1Request{}, err
 	}
-	explain, err := boolParam(w.Parameters, "explain")
+	explain, err := boolParam(params, "explain")
 	if err != nil {
 		return V1Request{}, err
 	}
 	req.Explain = explain != nil && *explain
 	return req, nil
+}
+
+// v1TextsWire is the common body, every instance a text, which one
+// json.Unmarshal reads; any other (pairs, nulls, errors) is read by v1Wire,
+// instance by instance.
+type v1TextsWire struct {
+	Instances  []string                   `json:"instances"`
+	Inputs     []string                   `json:"inputs"`
+	Parameters map[string]json.RawMessage `json:"parameters"`
+}
+
+// v1Texts reads body in one pass if every instance is a non-empty text. A
+// null decodes as "" here, so an empty text takes the general path, which
+// tells the two apart.
+func v1Texts(body []byte) (texts []string, params map[string]json.RawMessage, ok bool) {
+	var w v1TextsWire
+	if json.Unmarshal(body, &w) != nil {
+		return nil, nil, false
+	}
+	texts = w.Instances
+	if texts == nil {
+		texts = w.Inputs
+	}
+	if len(texts) == 0 || slices.Contains(texts, "") {
+		return nil, nil, false
+	}
+	return texts, w.Parameters, true
+}
+
+// v1Inputs reads any V1 body, instance by instance, and says what is wrong
+// where.
+func v1Inputs(body []byte) (texts []string, pairs [][2]string, params map[string]json.RawMessage, err error) {
+	var w v1Wire
+	if err := decodeJSON(body, &w); err != nil {
+		return nil, nil, nil, err
+	}
+	raw := w.Instances
+	field := "instances"
+	if raw == nil {
+		raw, field = w.Inputs, "inputs"
+	}
+	if raw == nil {
+		return nil, nil, nil, invalid(`missing "instances": want {"instances": ["text", ...]}`)
+	}
+	if len(*raw) == 0 {
+		return nil, nil, nil, invalid(`"%s" is empty: send at least one text`, field)
+	}
+	texts, pairs, err = v1Instances(*raw, field)
+	return texts, pairs, w.Parameters, err
 }
 
 // V1Response is KServe's V1 predict answer. Parameters and Members appear

@@ -217,27 +217,28 @@ func row(name string, r loadgen.Result) string {
 const tableHead = "| server | requests | errors | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|\n"
 
 func (b *bench) cacheHit() (string, error) {
-	const clients = 8
-	n := b.n(40000) // long enough that warm-up and GC cycles average out
+	const clients, rounds = 8, 3
+	n := b.n(30000) // long enough that warm-up and GC cycles average out
 	ch, url, err := b.startChorus(fmt.Sprintf("models:\n  - name: m\n    replicas: [{type: onnx, model_dir: %q}]\n", filepath.Join(b.o.models, "tiny")))
 	if err != nil {
 		return "", err
 	}
 	loadgen.Run(b.ctx, len(shortTexts), clients, v1(url, "m", false)) // warm the cache
-	chorus := loadgen.Run(b.ctx, n, clients, v1(url, "m", false))
+	chorus := bestOf(rounds, func() loadgen.Result { return loadgen.Run(b.ctx, n, clients, v1(url, "m", false)) })
 	b.stop(ch)
 	ks, kurl, err := b.startKServe("scripts/bench/kserve_trivial.py")
 	if err != nil {
 		return "", err
 	}
 	loadgen.Run(b.ctx, 200, clients, v1(kurl, "m", false))
-	kserve := loadgen.Run(b.ctx, n, clients, v1(kurl, "m", false))
+	kserve := bestOf(rounds, func() loadgen.Result { return loadgen.Run(b.ctx, n, clients, v1(kurl, "m", false)) })
 	b.stop(ks)
 	return fmt.Sprintf("\n## Cache-hit path vs KServe's Python ModelServer\n\n"+
 		"Chorus answering one-text V1 requests from its (warm) logits cache, against KServe's `ModelServer` "+
 		"answering the same requests from a trivial in-memory model (`scripts/bench/kserve_trivial.py`). "+
-		"%d clients, %d requests in all.\n\n%s%s%s\n**Throughput ratio: %.1f×**; Chorus p99 %.2f ms (goal: ≥ 10× at p99 ≤ 5 ms).\n",
-		clients, n, tableHead, row("Chorus, cache hit", chorus), row("KServe ModelServer, trivial model", kserve),
+		"%d clients, %d requests in all; each server's best of %d runs (other work on the machine only ever slows a run).\n\n%s%s%s\n"+
+		"**Throughput ratio: %.1f×**; Chorus p99 %.2f ms (goal: ≥ 10× at p99 ≤ 5 ms).\n",
+		clients, n, rounds, tableHead, row("Chorus, cache hit", chorus), row("KServe ModelServer, trivial model", kserve),
 		chorus.RPS/kserve.RPS, float64(chorus.P99.Microseconds())/1000), nil
 }
 
