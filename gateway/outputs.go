@@ -49,9 +49,9 @@ func argmax(row []float32) int64 { return int64(calibration.Argmax(row)) }
 // strings come out byte for byte the same.
 func softmax(row []float32, t float64) []float32 {
 	var buf [16]float64 // most heads have a few labels: no float64 slice to allocate
-	p := buf[:0]
+	p := buf[:]
 	if len(row) > len(buf) {
-		p = make([]float64, 0, len(row))
+		p = make([]float64, len(row))
 	}
 	p = calibration.SoftmaxTo(p[:len(row)], row, t)
 	out := make([]float32, len(p))

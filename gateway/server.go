@@ -319,7 +319,7 @@ func (s *Server) recoverJSON(c *gin.Context) {
 // access log and the calls to remote replicas: otelgin's spans and HTTP
 // metrics would cost every request allocations for nothing.
 func traceRequests(tp trace.TracerProvider, p propagation.TextMapPropagator) gin.HandlerFunc {
-	if _, off := tp.(noop.TracerProvider); !off {
+	if !tracingOff(tp) {
 		return otelgin.Middleware("chorus", otelgin.WithTracerProvider(tp), otelgin.WithPropagators(p))
 	}
 	return func(c *gin.Context) {

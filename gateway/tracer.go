@@ -10,13 +10,16 @@ import (
 
 const tracerName = "github.com/chorusml/chorus/gateway"
 
-// tracerOf is the gateway's tracer from tp; nil or a provider that records
-// nothing (tracing off) gives one that starts no span at all.
+// tracingOff says whether tp records nothing: nil or a noop provider.
+func tracingOff(tp trace.TracerProvider) bool {
+	_, noopProvider := tp.(noop.TracerProvider)
+	return tp == nil || noopProvider
+}
+
+// tracerOf is the gateway's tracer from tp; with tracing off, one that
+// starts no span at all.
 func tracerOf(tp trace.TracerProvider) trace.Tracer {
-	if tp == nil {
-		return quietTracer{}
-	}
-	if _, off := tp.(noop.TracerProvider); off {
+	if tracingOff(tp) {
 		return quietTracer{}
 	}
 	return tp.Tracer(tracerName)

@@ -44,7 +44,9 @@ func Post(url, contentType string, body []byte) Request {
 
 // Run sends n requests, request(i) building the i-th, from clients
 // goroutines sharing one pool of keep-alive connections. A request fails on
-// a transport error or a status other than 200.
+// a transport error or a status other than 200. Ending ctx stops the run
+// between requests; a request in flight runs to its answer (or the
+// client's one-minute timeout).
 //
 // The requests go out through fasthttp's client, not net/http's: on a
 // loopback benchmark the load generator shares the server's cores, and
