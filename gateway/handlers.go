@@ -166,9 +166,14 @@ func (s *Server) v2Infer(c *gin.Context) {
 	s.writeV2(c, resp, req)
 }
 
-// requestContext carries the request id to the backends.
+// requestContext carries the request id, and the Timing the backends fill
+// when timing headers are on, to the backends.
 func (s *Server) requestContext(c *gin.Context) context.Context {
-	return protocol.WithRequestID(c.Request.Context(), requestID(c))
+	ctx := protocol.WithRequestID(c.Request.Context(), requestID(c))
+	if t := timingOf(c); t != nil {
+		ctx = protocol.WithTiming(ctx, t)
+	}
+	return ctx
 }
 
 // wantCache reads the request's opt-out: Cache-Control: no-cache, or

@@ -10,26 +10,41 @@ import (
 )
 
 // timingHeaders gives every inference request (the POST routes) a
-// protocol.Timing in its context, which in-process backends fill and remote
-// ones fill from their own answer's headers, and writes TEI's timing headers
-// (x-compute-time, x-tokenization-time, …) on its 200 answer, just before
-// the status line goes out. Errors carry none, as in TEI.
+// protocol.Timing, which requestContext hands to the backends (in-process
+// ones fill it, remote ones fill it from their own answer's headers), and
+// writes TEI's timing headers (x-compute-time, x-tokenization-time, …) on
+// its 200 answer, just before the status line goes out. Errors carry none,
+// as in TEI.
 func timingHeaders(c *gin.Context) {
 	if c.Request.Method != http.MethodPost {
 		c.Next()
 		return
 	}
-	t := &protocol.Timing{}
-	c.Request = c.Request.WithContext(protocol.WithTiming(c.Request.Context(), t))
-	c.Writer = &timingWriter{ResponseWriter: c.Writer, timing: t, start: time.Now()}
+	// The Timing lives in the writer and reaches the context only in
+	// requestContext: a c.Request.WithContext here would copy the request
+	// on every call, cache hits included.
+	w := &timingWriter{ResponseWriter: c.Writer, start: time.Now()}
+	c.Writer = w
+	c.Set(timingKey, &w.timing)
 	c.Next()
+}
+
+// timingKey holds the request's *protocol.Timing among the gin keys.
+const timingKey = "chorus.timing"
+
+// timingOf returns the Timing timingHeaders gave c, or nil (timing headers
+// off, or not an inference request).
+func timingOf(c *gin.Context) *protocol.Timing {
+	v, _ := c.Get(timingKey)
+	t, _ := v.(*protocol.Timing)
+	return t
 }
 
 // timingWriter adds the headers at the first write: handlers set their own
 // headers (X-Chorus-Cache) and the status first, and then the body.
 type timingWriter struct {
 	gin.ResponseWriter
-	timing *protocol.Timing
+	timing protocol.Timing
 	start  time.Time
 	done   bool
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -33,6 +34,9 @@ func serve(ctx context.Context, cmd *cobra.Command, f *serveFlags, stopSignals c
 	if os.Getenv("GOGC") == "" { // GOGC, when set, wins, as for any Go program
 		debug.SetGCPercent(cfg.Server.GCPercent)
 	}
+	// Request ids are random UUIDs; the pool reads crypto/rand a few KiB at
+	// a time rather than 16 bytes per request. Set before any is made.
+	uuid.EnableRandPool()
 	tracing, err := telemetry.FromEnv(ctx, os.Getenv, "chorus", chorusVersion())
 	if err != nil {
 		return err
