@@ -181,7 +181,7 @@ func (m *monitor) take(model string, items []feedbackItem, ys []int, scored [][]
 			out = append(out, labelled{row: row, label: ys[i]})
 			continue
 		}
-		a := m.recent[answerKey{model, *it.ID}]
+		a := m.recent(answerKey{model, *it.ID})
 		if a == nil {
 			return nil, 0, fmt.Errorf("%w: feedback[%d].id: %q is not a recent answer of model %q (unknown, or forgotten: the gateway remembers the last %d texts answered)",
 				errUnknownAnswer, i, *it.ID, model, m.opts.Remember)
@@ -196,7 +196,7 @@ func (m *monitor) take(model string, items []feedbackItem, ys []int, scored [][]
 		if err := checkLabel(i, ys[i], a.rows[at]); err != nil {
 			return nil, 0, err
 		}
-		if a.labelled[at] || slices.Contains(marks, mark{a, at}) {
+		if a.labelled != nil && a.labelled[at] || slices.Contains(marks, mark{a, at}) {
 			dup++
 			continue
 		}
@@ -204,6 +204,9 @@ func (m *monitor) take(model string, items []feedbackItem, ys []int, scored [][]
 		out = append(out, labelled{row: a.rows[at], label: ys[i]})
 	}
 	for _, mk := range marks {
+		if mk.a.labelled == nil {
+			mk.a.labelled = make([]bool, len(mk.a.rows))
+		}
 		mk.a.labelled[mk.i] = true
 	}
 	return out, dup, nil

@@ -83,7 +83,7 @@ func (s *Server) v1Predict(c *gin.Context) {
 	setCacheHeader(c, p.cache)
 	r := newRender(m, p.members)
 	r.topK = req.TopK
-	s.monitor.answered(m.Name(), r, p.logits, requestID(c))
+	s.monitor.answered(m.Name(), r, p.logits, requestID(c), "")
 	resp := protocol.V1Response{Predictions: r.v1Predictions(p.logits, req.Output)}
 	if p.ensemble {
 		resp.Parameters = ensembleParameters(p)

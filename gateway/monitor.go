@@ -22,8 +22,9 @@ type MonitorOptions struct {
 	// request id so that feedback can name them later; past it the oldest
 	// requests are forgotten first (feedback naming them gets a 404). Each
 	// text costs its calibrated logits (4 bytes a label) plus about 100
-	// bytes. A request with more texts than Remember is not kept. 0: none
-	// are kept, and feedback must carry the text.
+	// bytes, and up to twice Remember texts are held in memory. A request
+	// with more texts than Remember is not kept. 0: none are kept, and
+	// feedback must carry the text.
 	Remember int
 }
 
@@ -54,21 +55,28 @@ type monitor struct {
 	size       *prometheus.Desc
 
 	mu sync.Mutex
-	// recent finds an answer by (model, request id); order is oldest first,
-	// for eviction; texts counts the texts in order.
-	recent  map[answerKey]*answer
-	order   []*answer
-	texts   int
-	windows map[string]*window
+	// cur and prev find an answer by (model, request id). Answers go into
+	// cur; once it holds Remember texts it becomes prev and the old prev is
+	// dropped whole. A map of this size pays far more for deletes (and the
+	// probing past what they leave) than for inserts, and this deletes
+	// nothing. recent hides what the last Remember texts have pushed out.
+	cur, prev map[answerKey]*answer
+	curTexts  int
+	texts     int // every text answered so far
+	windows   map[string]*window
 }
 
 type answerKey struct{ model, id string }
 
-// answer is one request's answer, as feedback needs it: per text the
-// calibrated logits (softmax of which are the probabilities served), and
-// whether a label came back for it already.
+// answer is one request's answer, as feedback needs it: the model and ids
+// it is kept under, per text the calibrated logits (softmax of which are the
+// probabilities served), and whether a label came back for it already
+// (nil until the first one).
 type answer struct {
-	keys     []answerKey
+	model    string
+	ids      [2]string
+	n        int // ids in use
+	start    int // texts answered before this one
 	rows     [][]float32
 	labelled []bool
 }
@@ -87,7 +95,7 @@ func newMonitor(o MonitorOptions) *monitor {
 		nll:      d("chorus_rolling_nll", "Mean negative log-likelihood of the true label over the most recent labelled answers."),
 		ece:      d("chorus_rolling_ece", "Expected calibration error (15 equal-width bins) of the most recent labelled answers."),
 		size:     d("chorus_rolling_window_answers", "Labelled answers the rolling metrics cover now (at most server.monitoring.window)."),
-		recent:   map[answerKey]*answer{},
+		cur:      map[answerKey]*answer{},
 		windows:  map[string]*window{},
 	}
 }
@@ -103,45 +111,49 @@ func (m *monitor) register(reg prometheus.Registerer) error {
 }
 
 // answered records what was served for model: the top-label confidence of
-// every text, and the answer under each of ids (empty ones skipped) for
-// feedback to name.
-func (m *monitor) answered(model string, r render, rows [][]float32, ids ...string) {
+// every text, and the answer under the request's id and the V2 body's id
+// (empty ones skipped) for feedback to name. It runs on every answer, cache
+// hits included, so it allocates little: one answer, one array of logits.
+func (m *monitor) answered(model string, r render, rows [][]float32, requestID, bodyID string) {
 	obs := m.confidence.WithLabelValues(model)
-	cal := make([][]float32, len(rows))
-	for i, row := range rows {
-		p := r.probs(row)
-		if len(p) > 0 {
+	for _, row := range rows {
+		if p := r.probs(row); len(p) > 0 {
 			obs.Observe(float64(slices.Max(p)))
 		}
-		cal[i] = r.calibrated(row)
 	}
 	if len(rows) == 0 || len(rows) > m.opts.Remember {
 		return
 	}
-	a := &answer{rows: cal, labelled: make([]bool, len(rows))}
-	for _, id := range ids {
-		if id != "" && len(id) <= maxAnswerIDLen && !slices.Contains(a.keys, answerKey{model, id}) {
-			a.keys = append(a.keys, answerKey{model, id})
+	a := &answer{model: model, rows: r.calibratedRows(rows)}
+	for _, id := range [...]string{requestID, bodyID} {
+		if id != "" && len(id) <= maxAnswerIDLen && !slices.Contains(a.ids[:a.n], id) {
+			a.ids[a.n] = id
+			a.n++
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, k := range a.keys {
-		m.recent[k] = a // a reused id names its latest answer
+	a.start = m.texts
+	m.texts += len(rows)
+	for _, id := range a.ids[:a.n] {
+		m.cur[answerKey{model, id}] = a // a reused id names its latest answer
 	}
-	m.order = append(m.order, a)
-	m.texts += len(a.rows)
-	for m.texts > m.opts.Remember {
-		old := m.order[0]
-		m.order[0] = nil
-		m.order = m.order[1:]
-		m.texts -= len(old.rows)
-		for _, k := range old.keys {
-			if m.recent[k] == old {
-				delete(m.recent, k)
-			}
-		}
+	if m.curTexts += len(rows); m.curTexts >= m.opts.Remember {
+		m.prev, m.cur, m.curTexts = m.cur, make(map[answerKey]*answer, len(m.cur)), 0
 	}
+}
+
+// recent is the answer kept under k, if it is among the last Remember
+// texts answered: the oldest requests are forgotten first, whole.
+func (m *monitor) recent(k answerKey) *answer {
+	a := m.cur[k]
+	if a == nil {
+		a = m.prev[k]
+	}
+	if a == nil || m.texts-a.start > m.opts.Remember {
+		return nil
+	}
+	return a
 }
 
 // labelled is one text's true label, with the calibrated logits it was

@@ -84,9 +84,34 @@ func (r render) calibrated(row []float32) []float32 {
 	if r.cal != nil {
 		return r.cal.Apply(row)
 	}
-	out := make([]float32, len(row))
-	for j, v := range row {
-		out[j] = float32(float64(v) / r.t)
+	return r.scaled(make([]float32, 0, len(row)), row)
+}
+
+// scaled appends row, divided by the temperature, to dst.
+func (r render) scaled(dst, row []float32) []float32 {
+	for _, v := range row {
+		dst = append(dst, float32(float64(v)/r.t))
+	}
+	return dst
+}
+
+// calibratedRows is calibrated for every row, the rows sharing one array.
+func (r render) calibratedRows(rows [][]float32) [][]float32 {
+	out := make([][]float32, len(rows))
+	if r.cal != nil {
+		for i, row := range rows {
+			out[i] = r.cal.Apply(row)
+		}
+		return out
+	}
+	n := 0
+	for _, row := range rows {
+		n += len(row)
+	}
+	flat := make([]float32, 0, n)
+	for i, row := range rows {
+		flat = r.scaled(flat, row)
+		out[i] = flat[len(flat)-len(row) : len(flat) : len(flat)]
 	}
 	return out
 }
