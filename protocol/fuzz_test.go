@@ -37,7 +37,9 @@ func FuzzDecodeV1(f *testing.F) {
 func FuzzV1TextsAgree(f *testing.F) {
 	for _, s := range []string{`{"instances": ["a", "b"]}`, `{"inputs": ["x"], "parameters": {"cache": false}}`, `{"instances": ["a", null]}`,
 		`{"instances": [], "inputs": ["a"]}`, `{"instances": null, "inputs": ["a"]}`, `{"INSTANCES": ["a"]}`, `{"instances": ["\ud800"]}`,
-		`{"instances": ["a"], "instances": [["b", "c"]]}`, `{"instances": [""]}`} {
+		`{"instances": ["a"], "instances": [["b", "c"]]}`, `{"instances": [""]}`, `{"instances": ["a"], "INSTANCES": ["b"]}`,
+		`{"in_stances": ["a"]}`, `{"in-puts": ["a"]}`, "{\"in\u017ftances\": [\"a\"]}", `{"instances": ["a"], "parameters": {"cache": false, "CACHE": true}}`,
+		`{"instances": ["a\u00e9\n"], "parameters": {"output" : "probabilities" }}`, "{\"instances\": [\"\xff\"]}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -104,4 +106,22 @@ func FuzzDecodeV2Binary(f *testing.F) {
 			t.Fatalf("accepted %d texts and %d pairs from %d bytes", len(req.Texts), len(req.Pairs), len(body))
 		}
 	})
+}
+
+// The one pass takes the common bodies (else the fuzz test above would
+// pass with nothing to compare), parameters kept verbatim.
+func TestV1TextsOnePass(t *testing.T) {
+	for _, c := range []struct {
+		body   string
+		texts  []string
+		output string // parameters.output as sent, "" for none
+	}{
+		{`{"instances": ["Hello, my dog is cute", "I am feeling sad"]}`, []string{"Hello, my dog is cute", "I am feeling sad"}, ""},
+		{`{"Inputs": ["caf\u00e9"], "parameters": {"output": "probabilities"}}`, []string{"café"}, `"probabilities"`},
+	} {
+		texts, params, ok := v1Texts([]byte(c.body))
+		if !ok || !slices.Equal(texts, c.texts) || string(params["output"]) != c.output {
+			t.Errorf("%s: %q %s %v, want %q and output %s in one pass", c.body, texts, params, ok, c.texts, c.output)
+		}
+	}
 }

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // Output names a request may ask for, on V1 (parameters.output) and V2
@@ -97,21 +101,28 @@ func DecodeV1(body []byte) (V1Request, error) {
 	return req, nil
 }
 
-// v1TextsWire is the common body, every instance a text, which one
-// json.Unmarshal reads; any other (pairs, nulls, errors) is read by v1Wire,
-// instance by instance.
+// v1TextsWire is the common body, every instance a text, which one pass
+// reads; any other (pairs, nulls, errors) is read by v1Wire, instance by
+// instance.
 type v1TextsWire struct {
-	Instances  []string                   `json:"instances"`
-	Inputs     []string                   `json:"inputs"`
-	Parameters map[string]json.RawMessage `json:"parameters"`
+	Instances  []string                  `json:"instances"`
+	Inputs     []string                  `json:"inputs"` // KServe accepts this spelling too
+	Parameters map[string]jsontext.Value `json:"parameters"`
 }
+
+// v1TextsOptions match names as encoding/json does (any case, as
+// strings.EqualFold), so that what the one pass reads the general path
+// reads the same; what it refuses and encoding/json takes (a repeated name,
+// invalid UTF-8) goes to the general path. It is the JSON v2 decoder: a
+// third of encoding/json's time and a quarter of its allocations here.
+var v1TextsOptions = jsonv2.JoinOptions(jsonv2.MatchCaseInsensitiveNames(true), jsonv1.MatchCaseSensitiveDelimiter(true))
 
 // v1Texts reads body in one pass if every instance is a non-empty text. A
 // null decodes as "" here, so an empty text takes the general path, which
 // tells the two apart.
 func v1Texts(body []byte) (texts []string, params map[string]json.RawMessage, ok bool) {
 	var w v1TextsWire
-	if json.Unmarshal(body, &w) != nil {
+	if jsonv2.Unmarshal(body, &w, v1TextsOptions) != nil {
 		return nil, nil, false
 	}
 	texts = w.Instances
@@ -121,7 +132,13 @@ func v1Texts(body []byte) (texts []string, params map[string]json.RawMessage, ok
 	if len(texts) == 0 || slices.Contains(texts, "") {
 		return nil, nil, false
 	}
-	return texts, w.Parameters, true
+	if w.Parameters != nil {
+		params = make(map[string]json.RawMessage, len(w.Parameters))
+		for k, v := range w.Parameters {
+			params[k] = json.RawMessage(v)
+		}
+	}
+	return texts, params, true
 }
 
 // v1Inputs reads any V1 body, instance by instance, and says what is wrong
