@@ -79,13 +79,22 @@ const limitRounds = 3
 
 // bestOf runs measure n times and keeps the run of highest throughput.
 func bestOf(n int, measure func() loadgen.Result) loadgen.Result {
-	var best loadgen.Result
-	for range n {
-		if r := measure(); r.RPS > best.RPS {
-			best = r
+	rs := make([]loadgen.Result, n)
+	for i := range rs {
+		rs[i] = measure()
+	}
+	return best(rs)
+}
+
+// best is the run of highest throughput.
+func best(rs []loadgen.Result) loadgen.Result {
+	var b loadgen.Result
+	for _, r := range rs {
+		if r.RPS > b.RPS {
+			b = r
 		}
 	}
-	return best
+	return b
 }
 
 // batchingModes are the in-process batching settings measured against the

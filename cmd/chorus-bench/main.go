@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"runtime"
 	"strconv"
 	"strings"
@@ -217,29 +218,42 @@ func row(name string, r loadgen.Result) string {
 const tableHead = "| server | requests | errors | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|\n"
 
 func (b *bench) cacheHit() (string, error) {
-	const clients, rounds = 8, 3
+	const clients, rounds = 8, 5
 	n := b.n(30000) // long enough that warm-up and GC cycles average out
 	ch, url, err := b.startChorus(fmt.Sprintf("models:\n  - name: m\n    replicas: [{type: onnx, model_dir: %q}]\n", filepath.Join(b.o.models, "tiny")))
 	if err != nil {
 		return "", err
 	}
-	loadgen.Run(b.ctx, len(shortTexts), clients, v1(url, "m", false)) // warm the cache
-	chorus := bestOf(rounds, func() loadgen.Result { return loadgen.Run(b.ctx, n, clients, v1(url, "m", false)) })
-	b.stop(ch)
+	defer b.stop(ch)
 	ks, kurl, err := b.startKServe("scripts/bench/kserve_trivial.py")
 	if err != nil {
 		return "", err
 	}
+	defer b.stop(ks)
+	loadgen.Run(b.ctx, len(shortTexts), clients, v1(url, "m", false)) // warm the cache
 	loadgen.Run(b.ctx, 200, clients, v1(kurl, "m", false))
-	kserve := bestOf(rounds, func() loadgen.Result { return loadgen.Run(b.ctx, n, clients, v1(kurl, "m", false)) })
-	b.stop(ks)
+	// The servers take turns, so that whatever else the machine does falls
+	// on both alike; the one not measured waits on its socket.
+	var chorus, kserve []loadgen.Result
+	for range rounds {
+		chorus = append(chorus, loadgen.Run(b.ctx, n, clients, v1(url, "m", false)))
+		kserve = append(kserve, loadgen.Run(b.ctx, n, clients, v1(kurl, "m", false)))
+	}
+	ratios := make([]float64, rounds)
+	for i := range ratios {
+		ratios[i] = chorus[i].RPS / kserve[i].RPS
+	}
+	slices.Sort(ratios)
+	cb, kb := best(chorus), best(kserve)
 	return fmt.Sprintf("\n## Cache-hit path vs KServe's Python ModelServer\n\n"+
 		"Chorus answering one-text V1 requests from its (warm) logits cache, against KServe's `ModelServer` "+
 		"answering the same requests from a trivial in-memory model (`scripts/bench/kserve_trivial.py`). "+
-		"%d clients, %d requests in all; each server's best of %d runs (other work on the machine only ever slows a run).\n\n%s%s%s\n"+
-		"**Throughput ratio: %.1f×**; Chorus p99 %.2f ms (goal: ≥ 10× at p99 ≤ 5 ms).\n",
-		clients, n, rounds, tableHead, row("Chorus, cache hit", chorus), row("KServe ModelServer, trivial model", kserve),
-		chorus.RPS/kserve.RPS, float64(chorus.P99.Microseconds())/1000), nil
+		"%d clients, %d requests a run; %d rounds, the two servers in turn; each server's best run "+
+		"(other work on the machine only ever slows a run).\n\n%s%s%s\n"+
+		"**Throughput ratio: %.1f×** (best against best; the rounds' own ratios range %.1f–%.1f×, median %.1f×); "+
+		"Chorus p99 %.2f ms (goal: ≥ 10× at p99 ≤ 5 ms).\n",
+		clients, n, rounds, tableHead, row("Chorus, cache hit", cb), row("KServe ModelServer, trivial model", kb),
+		cb.RPS/kb.RPS, ratios[0], ratios[rounds-1], ratios[rounds/2], float64(cb.P99.Microseconds())/1000), nil
 }
 
 func (b *bench) modelPath() (string, error) {
