@@ -181,7 +181,7 @@ func (m *monitor) take(model string, items []feedbackItem, ys []int, scored [][]
 			out = append(out, labelled{row: row, label: ys[i]})
 			continue
 		}
-		a := m.recent(answerKey{model, *it.ID})
+		a := m.answers.find(answerKey{model, *it.ID})
 		if a == nil {
 			return nil, 0, fmt.Errorf("%w: feedback[%d].id: %q is not a recent answer of model %q (unknown, or forgotten: the gateway remembers the last %d texts answered)",
 				errUnknownAnswer, i, *it.ID, model, m.opts.Remember)

@@ -54,31 +54,9 @@ type monitor struct {
 	ece        *prometheus.Desc
 	size       *prometheus.Desc
 
-	mu sync.Mutex
-	// cur and prev find an answer by (model, request id). Answers go into
-	// cur; once it holds Remember texts it becomes prev and the old prev is
-	// dropped whole. A map of this size pays far more for deletes (and the
-	// probing past what they leave) than for inserts, and this deletes
-	// nothing. recent hides what the last Remember texts have pushed out.
-	cur, prev map[answerKey]*answer
-	curTexts  int
-	texts     int // every text answered so far
-	windows   map[string]*window
-}
-
-type answerKey struct{ model, id string }
-
-// answer is one request's answer, as feedback needs it: the model and ids
-// it is kept under, per text the calibrated logits (softmax of which are the
-// probabilities served), and whether a label came back for it already
-// (nil until the first one).
-type answer struct {
-	model    string
-	ids      [2]string
-	n        int // ids in use
-	start    int // texts answered before this one
-	rows     [][]float32
-	labelled []bool
+	mu      sync.Mutex
+	answers answerStore
+	windows map[string]*window
 }
 
 func newMonitor(o MonitorOptions) *monitor {
@@ -95,7 +73,7 @@ func newMonitor(o MonitorOptions) *monitor {
 		nll:      d("chorus_rolling_nll", "Mean negative log-likelihood of the true label over the most recent labelled answers."),
 		ece:      d("chorus_rolling_ece", "Expected calibration error (15 equal-width bins) of the most recent labelled answers."),
 		size:     d("chorus_rolling_window_answers", "Labelled answers the rolling metrics cover now (at most server.monitoring.window)."),
-		cur:      map[answerKey]*answer{},
+		answers:  answerStore{remember: o.Remember},
 		windows:  map[string]*window{},
 	}
 }
@@ -133,27 +111,7 @@ func (m *monitor) answered(model string, r render, rows [][]float32, requestID, 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	a.start = m.texts
-	m.texts += len(rows)
-	for _, id := range a.ids[:a.n] {
-		m.cur[answerKey{model, id}] = a // a reused id names its latest answer
-	}
-	if m.curTexts += len(rows); m.curTexts >= m.opts.Remember {
-		m.prev, m.cur, m.curTexts = m.cur, make(map[answerKey]*answer, len(m.cur)), 0
-	}
-}
-
-// recent is the answer kept under k, if it is among the last Remember
-// texts answered: the oldest requests are forgotten first, whole.
-func (m *monitor) recent(k answerKey) *answer {
-	a := m.cur[k]
-	if a == nil {
-		a = m.prev[k]
-	}
-	if a == nil || m.texts-a.start > m.opts.Remember {
-		return nil
-	}
-	return a
+	m.answers.add(a)
 }
 
 // labelled is one text's true label, with the calibrated logits it was

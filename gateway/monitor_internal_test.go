@@ -12,6 +12,14 @@ import (
 // (the oldest requests first, whole), across its map rotations, with ids
 // reused and requests of several texts.
 func TestMonitorRemembersTheLastTexts(t *testing.T) {
+	// Asked after every answer, the store indexes each as it comes; asked
+	// now and then, it indexes a backlog that spans its generations.
+	for _, every := range []int{1, 37} {
+		t.Run(fmt.Sprint("every ", every), func(t *testing.T) { checkRemembers(t, every) })
+	}
+}
+
+func checkRemembers(t *testing.T, every int) {
 	const remember = 7
 	m := newMonitor(MonitorOptions{Remember: remember})
 	r := render{t: 1}
@@ -22,7 +30,10 @@ func TestMonitorRemembersTheLastTexts(t *testing.T) {
 	var queue []req // what a queue of the last remember texts holds, oldest first
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 400 {
-		q := req{fmt.Sprint("id", rng.IntN(30)), 1 + rng.IntN(remember+1)}
+		q := req{fmt.Sprint("id", rng.IntN(30)), 1 + rng.IntN(3)}
+		if rng.IntN(20) == 0 {
+			q.texts = remember + 1 // too many to keep
+		}
 		m.answered("m", r, make([][]float32, q.texts), q.id, "")
 		if q.texts <= remember {
 			queue = append(queue, q)
@@ -35,13 +46,16 @@ func TestMonitorRemembersTheLastTexts(t *testing.T) {
 			n -= queue[0].texts
 			queue = queue[1:]
 		}
+		if i%every != every-1 {
+			continue
+		}
 		latest := map[string]int{} // id → its latest request's texts
 		for _, q := range queue {
 			latest[q.id] = q.texts
 		}
 		for id := range 30 {
 			k := fmt.Sprint("id", id)
-			a := m.recent(answerKey{"m", k})
+			a := m.answers.find(answerKey{"m", k})
 			want, kept := latest[k]
 			switch {
 			case kept && (a == nil || len(a.rows) != want):
