@@ -282,11 +282,12 @@ func (s *Server) requestIDAndLog(c *gin.Context) {
 	}
 	c.Set(requestIDKey, id)
 	c.Header("X-Request-Id", id)
-	start := time.Now()
-	c.Next()
 	if !s.log.Enabled(c.Request.Context(), slog.LevelInfo) {
+		c.Next() // no access log: not even its clock reading
 		return
 	}
+	start := time.Now()
+	c.Next()
 	attrs := []slog.Attr{slog.String(logKeyRequestID, id)}
 	if sc := trace.SpanContextFromContext(c.Request.Context()); sc.HasTraceID() {
 		attrs = append(attrs, slog.String(logKeyTraceID, sc.TraceID().String()))
