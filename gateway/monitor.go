@@ -91,7 +91,8 @@ func (m *monitor) register(reg prometheus.Registerer) error {
 // answered records what was served for model: the top-label confidence of
 // every text, and the answer under the request's id and the V2 body's id
 // (empty ones skipped) for feedback to name. It runs on every answer, cache
-// hits included, so it allocates little: one answer, one array of logits.
+// hits included, so it allocates little: the answer, its rows and one
+// array for their logits.
 func (m *monitor) answered(model string, r render, rows [][]float32, requestID, bodyID string) {
 	obs := m.confidence.WithLabelValues(model)
 	for _, row := range rows {
