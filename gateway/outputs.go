@@ -98,9 +98,9 @@ func (r render) scaled(dst, row []float32) []float32 {
 // calibratedRows is calibrated for every row, the rows sharing one array.
 func (r render) calibratedRows(rows [][]float32) [][]float32 {
 	out := make([][]float32, len(rows))
-	if r.cal != nil {
+	if r.cal != nil { // a calibrator makes its own rows
 		for i, row := range rows {
-			out[i] = r.cal.Apply(row)
+			out[i] = r.calibrated(row)
 		}
 		return out
 	}
