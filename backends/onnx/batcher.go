@@ -145,6 +145,8 @@ type batcher struct {
 	// a loop's, or a lone request's on its own goroutine (continuous
 	// batching).
 	running chan struct{}
+	// taking is held by the loop forming a run (see loop).
+	taking sync.Mutex
 	// queued counts requests enqueued and not yet taken into a run.
 	queued atomic.Int64
 	// inRun counts runs in progress.
@@ -262,15 +264,22 @@ type row struct {
 func (b *batcher) loop() {
 	defer b.wg.Done()
 	for {
+		// One loop at a time takes from the queue, from its first request
+		// until its run is formed: a loop that waits for a free run with
+		// its first request in hand would otherwise lose what queues behind
+		// it to another loop, and one run split in two.
+		b.taking.Lock()
 		var first *pending
 		select {
 		case first = <-b.queue:
 		case <-b.stop:
+			b.taking.Unlock()
 			b.drain()
 			return
 		}
 		b.running <- struct{}{} // a lone request may be running on its own goroutine
 		batch := b.collect(first)
+		b.taking.Unlock()
 		b.queued.Add(-int64(len(batch)))
 		if b.observer != nil {
 			b.observer.ObserveQueueDepth(len(b.queue))
