@@ -42,7 +42,27 @@ type Batching struct {
 	// every intra-op thread; runs that overlap another each get a share,
 	// from a second session of the graph (see Options.IntraOpThreads).
 	ConcurrentRuns int
+	// GatherGap is how long a continuous run that would start while
+	// another is in progress waits for one more request: it starts once
+	// none has arrived for GatherGap, after GatherGaps of them in all, or
+	// when it is full. 0: it starts at once. DefaultBatching sets
+	// DefaultGatherGap; withDefaults leaves it as given.
+	GatherGap time.Duration
 }
+
+// DefaultGatherGap is the default Batching.GatherGap. When a run ends, its
+// clients' next requests come back over a millisecond or two; a run that
+// started on the first of them at once would hold one or two texts, and
+// the rest would wait behind it for a run slot. Measured on 2 cores, int8
+// DistilBERT, 64 clients: without the wait runs alternated between 2 and
+// 32 texts; with it nearly all held 32, and ONNX Runtime spent 7 % less
+// time a text. The wait is short beside a run of an overlapping batch
+// (tens of milliseconds), and an idle model never waits.
+const DefaultGatherGap = 500 * time.Microsecond
+
+// GatherGaps bounds a run's wait for arrivals to this many gaps in all, so
+// that a steady trickle cannot hold it back.
+const GatherGaps = 10
 
 // DefaultConcurrentRuns is how many runs a model on device has in progress
 // at once by default: on a CPU two when there are two cores or more, on a
@@ -70,7 +90,8 @@ func (b Batching) Enabled() bool {
 // request runs at once on every core; under load, what queues during a run
 // forms the next, which lifts throughput without a wait.
 func DefaultBatching() Batching {
-	return Batching{MaxBatchSize: 32, MaxBatchTokens: 8192, QueueSize: 1024, ConcurrentRuns: DefaultConcurrentRuns(DeviceCPU)}
+	return Batching{MaxBatchSize: 32, MaxBatchTokens: 8192, QueueSize: 1024, ConcurrentRuns: DefaultConcurrentRuns(DeviceCPU),
+		GatherGap: DefaultGatherGap}
 }
 
 // withDefaults fills b's zero fields for a model on device.
@@ -195,13 +216,14 @@ func (b *batcher) submit(ctx context.Context, encs []encoding) (protocol.Logits,
 }
 
 // runAlone runs a request on its caller's goroutine when the model is
-// idle and nothing is queued (continuous batching only), and returns it
-// answered; otherwise it returns nil. A lone request so skips the hand-off
-// to the loop goroutine and back: it runs as it would with batching off.
-// Requests that arrive meanwhile queue and form the next run, as behind
-// any run.
+// idle (no run in progress) and nothing is queued (continuous batching
+// only), and returns it answered; otherwise it returns nil. A lone request
+// so skips the hand-off to the loop goroutine and back: it runs as it
+// would with batching off. Requests that arrive meanwhile queue and form
+// the next run, as behind any run. A request that arrives while another
+// run is in progress queues: a loop gathers it with those that follow.
 func (b *batcher) runAlone(ctx context.Context, encs []encoding) *pending {
-	if b.o.MaxQueueDelay > 0 || b.queued.Load() > 0 {
+	if b.o.MaxQueueDelay > 0 || b.queued.Load() > 0 || b.inRun.Load() > 0 {
 		return nil
 	}
 	select {
@@ -290,8 +312,9 @@ func (b *batcher) loop() {
 }
 
 // collect forms a batch behind first, up to MaxBatchSize texts: whatever
-// is already queued (it arrived during the previous run), then, only with
-// MaxQueueDelay > 0, what arrives before the delay ends.
+// is already queued (it arrived during the previous run), then, with
+// MaxQueueDelay > 0, what arrives before the delay ends, or, continuous,
+// when another run is in progress, what gather adds.
 func (b *batcher) collect(first *pending) []*pending {
 	batch := []*pending{first}
 	rows := len(first.encs)
@@ -305,7 +328,13 @@ queued:
 			break queued
 		}
 	}
-	if b.o.MaxQueueDelay <= 0 || rows >= b.o.MaxBatchSize {
+	if rows >= b.o.MaxBatchSize {
+		return batch
+	}
+	if b.o.MaxQueueDelay <= 0 {
+		if b.o.GatherGap > 0 && b.inRun.Load() > 0 {
+			return b.gather(batch, rows)
+		}
 		return batch
 	}
 	fire, stop := b.after(b.o.MaxQueueDelay)
@@ -318,6 +347,32 @@ queued:
 		case <-fire:
 			return batch
 		case <-b.stop:
+			return batch
+		}
+	}
+	return batch
+}
+
+// gather adds to a batch that would overlap a run in progress the
+// requests still arriving, until none has come for GatherGap, GatherGaps
+// gaps in all, or the batch is full (see DefaultGatherGap).
+func (b *batcher) gather(batch []*pending, rows int) []*pending {
+	budget, stopBudget := b.after(GatherGaps * b.o.GatherGap)
+	defer stopBudget()
+	for rows < b.o.MaxBatchSize {
+		quiet, stopQuiet := b.after(b.o.GatherGap)
+		select {
+		case p := <-b.queue:
+			stopQuiet()
+			batch = append(batch, p)
+			rows += len(p.encs)
+		case <-quiet:
+			return batch
+		case <-budget:
+			stopQuiet()
+			return batch
+		case <-b.stop:
+			stopQuiet()
 			return batch
 		}
 	}

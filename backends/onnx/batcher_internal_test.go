@@ -356,3 +356,74 @@ func TestConcurrentRunsOverlap(t *testing.T) {
 		t.Errorf("runs overlapping %v, want %v", got, want)
 	}
 }
+
+// With GatherGap, a request that arrives while a run is in progress does
+// not run alone: a loop gathers it with what arrives until the gap passes
+// without arrivals, and a batch that fills starts without waiting.
+func TestGatherWaitsForArrivals(t *testing.T) {
+	r := newGatedRunner()
+	c := &fakeClock{asked: make(chan struct{}, 16)}
+	gap := make(chan time.Time) // the gap's timers fire here; the budget's never
+	after := func(d time.Duration) (<-chan time.Time, func() bool) {
+		c.after(d)
+		if d == time.Millisecond {
+			return gap, func() bool { return true }
+		}
+		return nil, func() bool { return true }
+	}
+	b := startBatcher(Batching{MaxBatchSize: 3, ConcurrentRuns: 2, GatherGap: time.Millisecond}.withDefaults(DeviceCPU),
+		r.run, after, noop.NewTracerProvider().Tracer(""), nil)
+	t.Cleanup(b.close)
+	t.Cleanup(func() { // runs first: a failed test leaves runs gated, which Close would wait for
+		if t.Failed() {
+			go func() {
+				for {
+					select {
+					case <-r.started:
+					case r.release <- struct{}{}:
+					}
+				}
+			}()
+		}
+	})
+	lone := submitLone(b, 1)
+	<-r.started // run 1: the lone request, alone
+	second := submitLone(b, 2)
+	within := func(ch <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: not within 10 s", what)
+		}
+	}
+	asked := func(what string) { t.Helper(); within(c.asked, "a timer for "+what) }
+	asked("the budget of gathering run 2") // text 2 queued: run 1 is in progress
+	asked("the first gap")
+	third := enqueueAll(t, b, 3)[0]
+	asked("the gap after text 3 joined")
+	gap <- time.Now()
+	within(r.started, "run 2 (texts 2 and 3) after the gap") // run 2: texts 2 and 3
+	rest := enqueueAll(t, b, 4, 5, 6)
+	r.release <- struct{}{} // a run ends: run 3 takes 4, 5 and 6, full, at once
+	within(r.started, "run 3 (full) without a timer firing")
+	for range 2 {
+		r.release <- struct{}{}
+	}
+	for i, ch := range []<-chan result{lone, second} {
+		if res := <-ch; res.err != nil || res.got[0][0] != float32(i+1) {
+			t.Fatalf("request %d: %v %v", i+1, res.got, res.err)
+		}
+	}
+	answer(t, b, third, 3)
+	for i, p := range rest {
+		answer(t, b, p, uint32(4+i))
+	}
+	want := [][]uint32{{1}, {2, 3}, {4, 5, 6}}
+	if got := r.batches(); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("runs %v, want %v", got, want)
+	}
+	if n := c.timers(); n != 3 {
+		t.Errorf("%d timers started, want 3 (the budget and two gaps of run 2; none for the full run 3)", n)
+	}
+}

@@ -405,6 +405,11 @@ type Batching struct {
 	// thread; runs that overlap share them, from a second copy of the
 	// graph. Default: 2 on a CPU with two cores or more, else 1.
 	ConcurrentRuns int `yaml:"concurrent_runs"`
+	// GatherGap: a run that would start while another is in progress
+	// first gathers the requests still arriving, until none has come for
+	// this long (at most 10 gaps in all). 0s: it starts at once. Default
+	// 500µs.
+	GatherGap *Duration `yaml:"gather_gap"`
 }
 
 // TLS options for a remote replica.

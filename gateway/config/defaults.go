@@ -158,6 +158,10 @@ func (r *Replica) applyDefaults(modelName, baseDir string) {
 			b.MaxQueueDelay = cmp.Or(b.MaxQueueDelay, Duration(d.MaxQueueDelay))
 			b.QueueSize = cmp.Or(b.QueueSize, d.QueueSize)
 			b.ConcurrentRuns = cmp.Or(b.ConcurrentRuns, onnx.DefaultConcurrentRuns(r.Device))
+			if b.GatherGap == nil {
+				g := Duration(d.GatherGap)
+				b.GatherGap = &g
+			}
 		}
 	case TypeKServe:
 		r.Model = cmp.Or(r.Model, modelName)

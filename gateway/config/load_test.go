@@ -284,3 +284,33 @@ func TestConcurrentRuns(t *testing.T) {
 		t.Errorf("concurrent_runs -1: %v, want an error naming batching.concurrent_runs", err)
 	}
 }
+
+// The gather gap defaults to onnx's, 0s turns it off, and it may not be
+// negative.
+func TestGatherGap(t *testing.T) {
+	const doc = "models:\n  - name: m\n    replicas:\n      - {type: onnx, model_dir: ../../../testdata/models/sst2-tiny-a%s}\n"
+	for _, tc := range []struct {
+		batching string
+		want     time.Duration
+	}{
+		{"", onnx.DefaultGatherGap},
+		{", batching: {gather_gap: 0s}", 0},
+		{", batching: {gather_gap: 2ms}", 2 * time.Millisecond},
+	} {
+		cfg, err := Parse(fmt.Appendf(nil, doc, tc.batching), "testdata")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := cfg.Models[0].Replicas[0].Batching.GatherGap
+		if g == nil {
+			t.Fatalf("%q: gather_gap not set, want %v", tc.batching, tc.want)
+		}
+		if time.Duration(*g) != tc.want {
+			t.Errorf("%q: gather_gap %v, want %v", tc.batching, time.Duration(*g), tc.want)
+		}
+	}
+	_, err := Parse(fmt.Appendf(nil, doc, ", batching: {gather_gap: -1ms}"), "testdata")
+	if err == nil || !strings.Contains(err.Error(), "batching.gather_gap") {
+		t.Errorf("gather_gap -1ms: %v, want an error naming batching.gather_gap", err)
+	}
+}

@@ -355,15 +355,18 @@ func (r *Replica) validateONNX(rp string, errs *problems) {
 		errs.add(rp+".max_length", "must not be negative")
 	}
 	b := r.Batching
-	var spin Duration
+	var spin, gap Duration
 	if r.IntraOpSpin != nil {
 		spin = *r.IntraOpSpin
+	}
+	if b.GatherGap != nil {
+		gap = *b.GatherGap
 	}
 	notNegative(errs, rp+".", field[int]{"intra_op_threads", r.IntraOpThreads}, field[int]{"inter_op_threads", r.InterOpThreads},
 		field[int]{"intra_op_spin", int(spin)},
 		field[int]{"batching.max_batch_size", b.MaxBatchSize}, field[int]{"batching.max_batch_tokens", b.MaxBatchTokens},
 		field[int]{"batching.queue_size", b.QueueSize}, field[int]{"batching.max_queue_delay", int(b.MaxQueueDelay)},
-		field[int]{"batching.concurrent_runs", b.ConcurrentRuns})
+		field[int]{"batching.concurrent_runs", b.ConcurrentRuns}, field[int]{"batching.gather_gap", int(gap)})
 	if g := r.GraphOptimization; !slices.Contains(onnx.GraphOptimizations, g) {
 		errs.add(rp+".graph_optimization", "%q: want %s", g, oneOf(onnx.GraphOptimizations))
 	}

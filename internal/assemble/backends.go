@@ -104,6 +104,9 @@ func (b *builder) backend(ctx context.Context, mc config.Model, rc config.Replic
 	if rb := rc.Batching; rb.Enabled == nil || *rb.Enabled {
 		batching = onnx.Batching{MaxBatchSize: rb.MaxBatchSize, MaxBatchTokens: rb.MaxBatchTokens,
 			MaxQueueDelay: time.Duration(rb.MaxQueueDelay), QueueSize: rb.QueueSize, ConcurrentRuns: rb.ConcurrentRuns}
+		if rb.GatherGap != nil {
+			batching.GatherGap = time.Duration(*rb.GatherGap)
+		}
 	}
 	tokDir, err := tokenizerDir(ctx, rc, b.Hub)
 	if err != nil {
