@@ -76,6 +76,11 @@ func (b *bench) measureLimit(dir, graph string, layouts []string, batches string
 // is the least disturbed.
 const limitRounds = 3
 
+// turnRounds is how many times Chorus's default at 64 clients and the
+// model alone are measured in turn; more than limitRounds, so that a burst
+// of the neighbours' load falls on few of them.
+const turnRounds = 5
+
 // bestOf runs measure n times and keeps the run of highest throughput.
 func bestOf(n int, measure func() loadgen.Result) loadgen.Result {
 	rs := make([]loadgen.Result, n)
@@ -116,10 +121,10 @@ func (b *bench) limit() (string, error) {
 		"tokenised beforehand, at batch 1, 8, 16, 32 and 64, as one run at a time on 2 intra-op threads and as two runs at once on 1 thread each, " +
 		"3 rounds over the batch sizes, each size's best round counting. " +
 		"The sweep picks the layout and batch size; then Chorus's default at 64 clients and the model alone in that layout and " +
-		"batch size are measured in turn, 3 times each, so that whatever else the host does falls on both alike. " +
-		"**The limit is the best of those 3**, as each Chorus row is the best of 3 runs (this host's neighbours take CPU in bursts; " +
-		"a run is only ever slowed): the sweep's own best is the highest of 30 short measurements, which noise lifts above what " +
-		"the best of 3 measures, so it is reported beside, not compared against. " +
+		"batch size are measured in turn, 5 times each, so that whatever else the host does falls on both alike. " +
+		"**The limit is the best of those 5**, as that Chorus row is the best of its 5 runs and every other row the best of 3 " +
+		"(this host's neighbours take CPU in bursts; a run is only ever slowed): the sweep's own best is the highest of 30 short " +
+		"measurements, which noise lifts above what a best of 5 measures, so it is reported beside, not compared against. " +
 		"Chorus runs ONNX Runtime with its defaults: by default up to 2 runs at once, a run that starts alone on 2 threads, " +
 		"runs that overlap on 1 thread each (`batching.concurrent_runs`), a run that would overlap another gathering the requests " +
 		"still arriving until none has come for 500 µs (`batching.gather_gap`). int8 is `onnx/model_quantized.onnx` " +
@@ -179,7 +184,7 @@ func (b *bench) limitGraph(name, file string) (string, float64, error) {
 				continue
 			}
 			var rs []loadgen.Result
-			for range limitRounds {
+			for range turnRounds {
 				r := run()
 				l, err := b.measureLimit(dir, file, []string{lim.BestLayout}, strconv.Itoa(lim.BestBatch), 1, 2)
 				if err != nil {
