@@ -361,20 +361,19 @@ func (b *batcher) gather(batch []*pending, rows int) []*pending {
 	defer stopBudget()
 	for rows < b.o.MaxBatchSize {
 		quiet, stopQuiet := b.after(b.o.GatherGap)
+		var p *pending
 		select {
-		case p := <-b.queue:
-			stopQuiet()
-			batch = append(batch, p)
-			rows += len(p.encs)
+		case p = <-b.queue:
 		case <-quiet:
-			return batch
 		case <-budget:
-			stopQuiet()
-			return batch
 		case <-b.stop:
-			stopQuiet()
+		}
+		stopQuiet()
+		if p == nil {
 			return batch
 		}
+		batch = append(batch, p)
+		rows += len(p.encs)
 	}
 	return batch
 }

@@ -402,7 +402,11 @@ func TestGatherWaitsForArrivals(t *testing.T) {
 	asked("the first gap")
 	third := enqueueAll(t, b, 3)[0]
 	asked("the gap after text 3 joined")
-	gap <- time.Now()
+	select {
+	case gap <- time.Now():
+	case <-time.After(10 * time.Second):
+		t.Fatal("run 2 does not wait on its gap timer")
+	}
 	within(r.started, "run 2 (texts 2 and 3) after the gap") // run 2: texts 2 and 3
 	rest := enqueueAll(t, b, 4, 5, 6)
 	r.release <- struct{}{} // a run ends: run 3 takes 4, 5 and 6, full, at once
