@@ -38,27 +38,29 @@ func layoutName(key string) string {
 	return key
 }
 
-// measureLimit runs the model-only limit on the same texts the load
-// generator sends: in each of layouts, at each of batches, rounds times
-// for seconds per batch size in all.
-func (b *bench) measureLimit(dir, graph string, layouts []string, batches string, rounds int, seconds float64) (modelLimit, error) {
+// writeTexts writes the texts the load generator sends, one a line, for
+// the model-only limit; the caller removes the file.
+func writeTexts() (string, error) {
 	f, err := os.CreateTemp("", "chorus-bench-texts-*.txt")
 	if err != nil {
-		return modelLimit{}, err
+		return "", err
 	}
-	defer func() { _ = os.Remove(f.Name()) }()
 	_, err = f.WriteString(strings.Join(shortTexts, "\n") + "\n")
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return modelLimit{}, err
-	}
+	return f.Name(), err
+}
+
+// measureLimit runs the model-only limit on texts (writeTexts): in each of
+// layouts, at each of batches, rounds times for seconds per batch size in
+// all.
+func (b *bench) measureLimit(texts, dir, graph string, layouts []string, batches string, rounds int, seconds float64) (modelLimit, error) {
 	if b.o.quick {
 		seconds /= 6
 	}
 	out, err := exec.Command(b.o.onnxPython, "scripts/bench/model_limit.py", "--model", dir, "--graph", graph,
-		"--texts", f.Name(), "--layouts", strings.Join(layouts, ","), "--batches", batches,
+		"--texts", texts, "--layouts", strings.Join(layouts, ","), "--batches", batches,
 		"--rounds", strconv.Itoa(rounds), "--seconds", strconv.FormatFloat(seconds, 'f', -1, 64)).Output()
 	if err != nil {
 		return modelLimit{}, fmt.Errorf("model_limit.py %s: %w", graph, err)
@@ -130,9 +132,14 @@ func (b *bench) limit() (string, error) {
 		"still arriving until none has come for 500 µs (`batching.gather_gap`). int8 is `onnx/model_quantized.onnx` " +
 		"from `scripts/onnx_tools/variants.py` (dynamic int8), served with `onnx_file`. " +
 		"The load generator shares the 2 cores with the server; the limit runs alone.\n")
+	texts, err := writeTexts()
+	defer func() { _ = os.Remove(texts) }()
+	if err != nil {
+		return "", err
+	}
 	best := map[string]float64{}
 	for _, g := range []struct{ name, file string }{{"fp32", "onnx/model.onnx"}, {"int8", "onnx/model_quantized.onnx"}} {
-		section, rps, err := b.limitGraph(g.name, g.file)
+		section, rps, err := b.limitGraph(texts, g.name, g.file)
 		if err != nil {
 			return "", err
 		}
@@ -155,18 +162,19 @@ type limitRow struct {
 // mode, the default's 64-client runs in turn with the limit's best layout
 // and batch size. It returns the section and the default's 64-client
 // throughput.
-func (b *bench) limitGraph(name, file string) (string, float64, error) {
+func (b *bench) limitGraph(texts, name, file string) (string, float64, error) {
 	dir := filepath.Join(b.o.models, "full")
 	var layouts []string
 	for _, l := range limitLayouts {
 		layouts = append(layouts, l.key)
 	}
-	lim, err := b.measureLimit(dir, file, layouts, "1,8,16,32,64", limitRounds, 6)
+	lim, err := b.measureLimit(texts, dir, file, layouts, "1,8,16,32,64", limitRounds, 6)
 	if err != nil {
 		return "", 0, err
 	}
 	var rows []limitRow
 	var turns, ratios []float64
+	var dflt float64 // the default's best run at 64 clients
 	for _, m := range batchingModes {
 		ch, url, err := b.startChorus(fmt.Sprintf("models:\n  - name: m\n    cache: {enabled: false}\n    replicas: [{type: onnx, model_dir: %q, onnx_file: %q%s}]\n",
 			dir, file, m.yaml))
@@ -186,7 +194,7 @@ func (b *bench) limitGraph(name, file string) (string, float64, error) {
 			var rs []loadgen.Result
 			for range turnRounds {
 				r := run()
-				l, err := b.measureLimit(dir, file, []string{lim.BestLayout}, strconv.Itoa(lim.BestBatch), 1, 2)
+				l, err := b.measureLimit(texts, dir, file, []string{lim.BestLayout}, strconv.Itoa(lim.BestBatch), 1, 2)
 				if err != nil {
 					b.stop(ch)
 					return "", 0, err
@@ -194,6 +202,7 @@ func (b *bench) limitGraph(name, file string) (string, float64, error) {
 				rs, turns, ratios = append(rs, r), append(turns, l.BestSeqPerS), append(ratios, r.RPS/l.BestSeqPerS)
 			}
 			rows = append(rows, limitRow{m.name, c.c, best(rs)})
+			dflt = best(rs).RPS
 		}
 		b.stop(ch)
 	}
@@ -213,14 +222,10 @@ func (b *bench) limitGraph(name, file string) (string, float64, error) {
 	fmt.Fprintf(&out, " (best: %s, batch %d, %.0f seq/s). In turn with Chorus, %s, batch %d: %s; **limit %.0f seq/s**.\n\n",
 		layoutName(lim.BestLayout), lim.BestBatch, lim.BestSeqPerS, layoutName(lim.BestLayout), lim.BestBatch, joinRates(turns), limit)
 	out.WriteString("| Chorus | clients | requests | errors | req/s | p50 ms | p99 ms | × limit |\n|---|---|---|---|---|---|---|---|\n")
-	var dflt float64
 	for _, row := range rows {
 		r := row.r
 		fmt.Fprintf(&out, "| %s | %d | %d | %d | %.0f | %.2f | %.2f | %.2f |\n", row.mode, row.clients, r.Requests, r.Errors, r.RPS,
 			ms(r.P50), ms(r.P99), r.RPS/limit)
-		if row.mode == batchingModes[0].name && row.clients == 64 {
-			dflt = r.RPS
-		}
 	}
 	fmt.Fprintf(&out, "\nThe default at 64 clients against the model alone measured just after it, round by round: %.2f–%.2f×, median %.2f×; "+
 		"its best run against the sweep's best single measurement: %.2f×.\n",
